@@ -1,1 +1,25 @@
-//! placeholder
+//! The one server recipe shared by the suite's three services
+//! (indicator-catalog, data-ingestion, scoring).
+//!
+//! What lives where:
+//!
+//! - [`settings`]: [`Settings`] in layers (defaults, then an optional
+//!   `KEY=value` file named by `KPI_CONFIG_FILE`, then `KPI_*` environment
+//!   variables), with secrets redacted from `Debug`.
+//! - [`telemetry`]: the one `tracing` subscriber init (text or JSON to stderr).
+//! - [`server`]: [`serve`] — health (`grpc.health.v1`), reflection v1 and
+//!   v1alpha, graceful shutdown with NOT_SERVING while draining and a drain
+//!   timeout; [`shutdown_signal`] for SIGTERM/SIGINT; [`bind`].
+//! - [`status`]: the one mapping to [`tonic::Status`], with
+//!   `google.rpc.BadRequest` field violations for bad input.
+//! - [`names`]: resource names (`tenants/{tenant}/{collection}/{key}`), page
+//!   sizes and opaque page tokens, validated the same way everywhere.
+
+pub mod names;
+pub mod server;
+pub mod settings;
+pub mod status;
+pub mod telemetry;
+
+pub use server::{ServeError, ServeOptions, bind, routes_builder, serve, shutdown_signal};
+pub use settings::{LogFormat, ServiceKind, Settings, SettingsError};

@@ -1,0 +1,242 @@
+//! The one way every service serves (convention 7).
+//!
+//! [`serve`] adds `grpc.health.v1.Health` and server reflection (v1 and
+//! v1alpha, from [`kpi_proto::FILE_DESCRIPTOR_SET`]) to the service's
+//! [`Routes`], serves them on an already-bound listener, and shuts down
+//! gracefully: when the shutdown future resolves, every health entry flips
+//! to `NOT_SERVING`, the listener is closed, and in-flight calls get up to
+//! [`ServeOptions::drain_timeout`] to finish.
+//!
+//! Binding is separate from serving so that callers (and tests) can bind
+//! `127.0.0.1:0`, learn the port, and only then spawn the server.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tonic::service::{Routes, RoutesBuilder};
+use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+use tracing::{error, info, warn};
+
+use crate::settings::Settings;
+
+/// The health service's own gRPC name, advertised through reflection.
+pub const HEALTH_SERVICE_NAME: &str = "grpc.health.v1.Health";
+/// The v1 reflection service's gRPC name.
+pub const REFLECTION_V1_SERVICE_NAME: &str = "grpc.reflection.v1.ServerReflection";
+/// The v1alpha reflection service's gRPC name.
+pub const REFLECTION_V1ALPHA_SERVICE_NAME: &str = "grpc.reflection.v1alpha.ServerReflection";
+
+/// HTTP/2 PING interval on idle connections, to find dead peers.
+const HTTP2_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
+/// How long a PING may go unanswered before the connection is closed.
+const HTTP2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+/// TCP keepalive on accepted sockets.
+const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
+
+/// How [`serve`] behaves beyond its routes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServeOptions {
+    /// How long in-flight calls may run after shutdown begins before
+    /// [`serve`] returns anyway.
+    pub drain_timeout: Duration,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        Self {
+            drain_timeout: Duration::from_secs(20),
+        }
+    }
+}
+
+impl From<&Settings> for ServeOptions {
+    fn from(settings: &Settings) -> Self {
+        Self {
+            drain_timeout: settings.drain_timeout,
+        }
+    }
+}
+
+/// Why [`serve`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The listener's local address could not be read.
+    #[error("cannot read the listen address: {0}")]
+    LocalAddr(#[source] std::io::Error),
+    /// The reflection service could not be built from the descriptor sets.
+    #[error("cannot build the reflection service: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    /// The transport failed while serving.
+    #[error("serving failed: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// An empty [`RoutesBuilder`] for a service to add its tonic servers to
+/// before calling [`serve`] with `builder.routes()`.
+pub fn routes_builder() -> RoutesBuilder {
+    Routes::builder()
+}
+
+/// Binds a TCP listener on `addr` (port 0 picks a free port; read it back
+/// with `local_addr`).
+pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr).await
+}
+
+/// Serves `routes` on `listener` with gRPC health (`grpc.health.v1`, one
+/// entry per name in `service_names` plus the overall `""` entry, all
+/// `SERVING`) and server reflection v1 and v1alpha built from
+/// [`kpi_proto::FILE_DESCRIPTOR_SET`], until `shutdown` resolves.
+///
+/// Then it flips every health entry to `NOT_SERVING` first, stops accepting
+/// connections, lets in-flight calls finish for up to
+/// [`ServeOptions::drain_timeout`], and returns `Ok(())` (with a warning if
+/// the drain timeout passed with calls still running).
+///
+/// Reflection lists exactly the services served here: `service_names`,
+/// health and both reflection services.
+pub async fn serve(
+    listener: TcpListener,
+    routes: Routes,
+    service_names: &[&'static str],
+    options: ServeOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let addr = listener.local_addr().map_err(ServeError::LocalAddr)?;
+
+    let (reporter, health_service) = tonic_health::server::health_reporter();
+    set_all(&reporter, service_names, ServingStatus::Serving).await;
+
+    let reflection_v1 = reflection(service_names).build_v1()?;
+    let reflection_v1alpha = reflection(service_names).build_v1alpha()?;
+    let routes = routes
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha);
+
+    // `serve_with_incoming_shutdown` ignores the builder's TCP options, so
+    // they are set on the incoming stream (a `TcpListenerStream` inside).
+    let incoming = TcpIncoming::from(listener)
+        .with_nodelay(Some(true))
+        .with_keepalive(Some(TCP_KEEPALIVE));
+
+    let (draining_tx, draining_rx) = oneshot::channel::<()>();
+    let names = service_names.to_vec();
+    let signal = async move {
+        shutdown.await;
+        info!(services = ?names, "draining");
+        set_all(&reporter, &names, ServingStatus::NotServing).await;
+        // The receiver only goes away once `serve` has returned.
+        let _ = draining_tx.send(());
+    };
+
+    info!(%addr, services = ?service_names, "serving");
+    let server = Server::builder()
+        .tcp_nodelay(true)
+        .http2_keepalive_interval(Some(HTTP2_KEEPALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(HTTP2_KEEPALIVE_TIMEOUT))
+        .trace_fn(|request| tracing::info_span!("grpc", path = %request.uri().path()))
+        .add_routes(routes)
+        .serve_with_incoming_shutdown(incoming, signal);
+
+    let drain_timeout = options.drain_timeout;
+    let drain_deadline = async move {
+        match draining_rx.await {
+            Ok(()) => tokio::time::sleep(drain_timeout).await,
+            // The signal future was dropped: the server already finished.
+            Err(_) => std::future::pending().await,
+        }
+    };
+
+    tokio::select! {
+        biased;
+        result = server => match result {
+            Ok(()) => {
+                info!(%addr, "stopped");
+                Ok(())
+            }
+            Err(err) => {
+                error!(%addr, error = %err, "server failed");
+                Err(err.into())
+            }
+        },
+        () = drain_deadline => {
+            warn!(
+                %addr,
+                drain_timeout_ms = u64::try_from(drain_timeout.as_millis()).unwrap_or(u64::MAX),
+                "drain timeout passed with calls still in flight, stopping anyway"
+            );
+            Ok(())
+        }
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT (ctrl-c), whichever comes first.
+///
+/// If a signal handler cannot be installed the failure is logged and that
+/// signal is never reported.
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(err) = tokio::signal::ctrl_c().await {
+            error!(error = %err, "cannot listen for sigint");
+            std::future::pending::<()>().await;
+        }
+    };
+
+    #[cfg(unix)]
+    let terminate = async {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut stream) => {
+                stream.recv().await;
+            }
+            Err(err) => {
+                error!(error = %err, "cannot listen for sigterm");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+
+    tokio::select! {
+        () = interrupt => info!(signal = "sigint", "shutdown requested"),
+        () = terminate => info!(signal = "sigterm", "shutdown requested"),
+    }
+}
+
+/// Sets `""` and every name in `service_names` to `status`.
+async fn set_all(reporter: &HealthReporter, service_names: &[&str], status: ServingStatus) {
+    reporter.set_service_status("", status).await;
+    for name in service_names {
+        reporter.set_service_status(name, status).await;
+    }
+}
+
+/// A reflection builder over the suite's descriptors plus health's and
+/// reflection's own, advertising exactly what [`serve`] serves.
+fn reflection(service_names: &[&str]) -> tonic_reflection::server::Builder<'static> {
+    let mut builder = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(kpi_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET);
+    let mut advertised: Vec<&str> = Vec::new();
+    for name in service_names.iter().copied().chain([
+        HEALTH_SERVICE_NAME,
+        REFLECTION_V1_SERVICE_NAME,
+        REFLECTION_V1ALPHA_SERVICE_NAME,
+    ]) {
+        if !advertised.contains(&name) {
+            advertised.push(name);
+            builder = builder.with_service_name(name);
+        }
+    }
+    builder
+}

@@ -1,0 +1,58 @@
+//! Opening a database connection from a URL.
+
+use std::time::Duration;
+
+use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
+
+/// The database behind a URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// `postgres://` or `postgresql://`.
+    Postgres,
+    /// `sqlite:`.
+    Sqlite,
+}
+
+impl Backend {
+    /// The backend a URL names, if supported.
+    pub fn of(url: &str) -> Option<Backend> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Some(Backend::Postgres)
+        } else if url.starts_with("sqlite:") {
+            Some(Backend::Sqlite)
+        } else {
+            None
+        }
+    }
+}
+
+/// Connects to `url`. SQLite databases get WAL journaling and a busy timeout
+/// so that concurrent writers wait instead of failing; pools are sized for
+/// the backend (SQLite allows one writer at a time anyway).
+pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
+    let backend = Backend::of(url).ok_or_else(|| {
+        DbErr::Custom("unsupported database URL scheme: use postgres://… or sqlite:…".to_string())
+    })?;
+    let mut options = ConnectOptions::new(url.to_string());
+    options
+        .connect_timeout(Duration::from_secs(10))
+        .acquire_timeout(Duration::from_secs(30))
+        .sqlx_logging(false);
+    match backend {
+        Backend::Postgres => {
+            options.max_connections(16).min_connections(1);
+        }
+        Backend::Sqlite => {
+            options
+                .max_connections(4)
+                .min_connections(1)
+                .map_sqlx_sqlite_opts(|o| {
+                    o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                        .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
+                        .busy_timeout(Duration::from_secs(30))
+                        .foreign_keys(true)
+                });
+        }
+    }
+    Database::connect(options).await
+}
