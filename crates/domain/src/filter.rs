@@ -323,7 +323,19 @@ impl Expr {
             Expr::And(children) => write_joined(f, children, " && ", 3),
             Expr::Not(inner) => {
                 f.write_char('!')?;
-                inner.write_at(f, 3)
+                // `!x <= 5` parses as `!(x <= 5)`, but people read it as
+                // `(!x) <= 5`: only a bare boolean field or another `!` goes
+                // without parentheses.
+                let bare = matches!(
+                    **inner,
+                    Expr::Not(_)
+                        | Expr::Compare {
+                            op: CompareOp::Eq,
+                            value: Literal::Bool(true),
+                            ..
+                        }
+                );
+                inner.write_at(f, if bare { 3 } else { 5 })
             }
             Expr::Compare { field, op, value } => match (op, value) {
                 (CompareOp::Eq, Literal::Bool(true)) => f.write_str(field),
@@ -1144,7 +1156,7 @@ mod tests {
         round("((a)) && ((b || c))", "a && (b || c)");
         round("!!a", "!!a");
         round("!(!a)", "!!a");
-        round("!(x == 5)", "!x == 5");
+        round("!(x == 5)", "!(x == 5)");
         round(
             r#"a == "x" && (b > 3 || !c)"#,
             r#"a == "x" && (b > 3 || !c)"#,
@@ -1250,7 +1262,7 @@ mod tests {
             "x in [true, null, -1, \"s\"]",
             "x in [true, null, -1, \"s\"]",
         );
-        round("!(x not in [1]) && y in [2]", "!x not in [1] && y in [2]");
+        round("!(x not in [1]) && y in [2]", "!(x not in [1]) && y in [2]");
     }
 
     #[test]

@@ -13,7 +13,7 @@ pub mod catalog;
 mod connect;
 
 pub use connect::{Backend, connect};
-pub use sea_orm::DatabaseConnection;
+pub use sea_orm::{DatabaseConnection, DbErr};
 
 /// Why a storage operation failed.
 #[derive(Debug, thiserror::Error)]

@@ -1,1 +1,99 @@
-//! placeholder
+//! The indicator-catalog service: the KPI dictionary (indicators as data),
+//! versioned scorecard templates, business calendars, the starter kit and
+//! export/import of a tenant's catalog.
+//!
+//! - [`App`]: builds the service from [`Settings`] (database, migrations,
+//!   listener) and serves it until told to stop.
+//! - [`service`]: the gRPC handlers ([`CatalogApi`]).
+//! - `convert`: proto ↔ domain at the edge, where input is validated.
+//! - `mask`: field masks for partial updates.
+#![forbid(unsafe_code)]
+
+mod convert;
+mod mask;
+pub mod service;
+
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use kpi_proto::catalog::catalog_service_server::CatalogServiceServer;
+use kpi_runtime::{ServeOptions, ServiceKind, Settings};
+use kpi_store::catalog::CatalogRepo;
+use tokio::net::TcpListener;
+
+pub use service::CatalogApi;
+
+/// Largest request accepted: catalog imports carry whole documents.
+const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
+
+/// The gRPC service over a repository, ready to be added to a server.
+pub fn grpc_service(repo: CatalogRepo) -> CatalogServiceServer<CatalogApi> {
+    CatalogServiceServer::new(CatalogApi::new(repo))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES)
+}
+
+/// Connects to the database and applies the catalog's migrations.
+pub async fn open_repo(settings: &Settings) -> anyhow::Result<CatalogRepo> {
+    let db = kpi_store::connect(&settings.database_url)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot open the database {}",
+                kpi_runtime::settings::redact_url(&settings.database_url)
+            )
+        })?;
+    let repo = CatalogRepo::new(db);
+    if settings.run_migrations {
+        repo.migrate()
+            .await
+            .context("cannot apply the catalog migrations")?;
+    }
+    Ok(repo)
+}
+
+/// The indicator-catalog, built and bound, ready to serve.
+pub struct App {
+    listener: TcpListener,
+    repo: CatalogRepo,
+    options: ServeOptions,
+}
+
+impl App {
+    /// Opens the database, migrates it (unless disabled) and binds the listener.
+    pub async fn build(settings: &Settings) -> anyhow::Result<App> {
+        let repo = open_repo(settings).await?;
+        let listener = kpi_runtime::bind(settings.listen_addr)
+            .await
+            .with_context(|| format!("cannot listen on {}", settings.listen_addr))?;
+        Ok(App {
+            listener,
+            repo,
+            options: ServeOptions::from(settings),
+        })
+    }
+
+    /// The address it listens on (useful with port 0).
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` resolves, then drains.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let mut routes = kpi_runtime::routes_builder();
+        routes.add_service(grpc_service(self.repo));
+        let names = [ServiceKind::Catalog.grpc_service_name()];
+        kpi_runtime::serve(
+            self.listener,
+            routes.routes(),
+            &names,
+            self.options,
+            shutdown,
+        )
+        .await?;
+        Ok(())
+    }
+}

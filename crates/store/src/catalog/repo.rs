@@ -1,6 +1,7 @@
 //! Loading and saving a tenant's catalog.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use kpi_domain::calendar::BusinessCalendar;
@@ -18,13 +19,17 @@ use super::entities::{calendar, indicator_version, revision, template_version};
 use super::migration::Migrator;
 use crate::StoreError;
 
-/// How many times a write is retried when another writer got there first.
-const MAX_ATTEMPTS: usize = 8;
+/// How many times a write is retried when another writer (another replica)
+/// got there first.
+const MAX_ATTEMPTS: u32 = 20;
 
 /// The catalog repository.
 #[derive(Clone, Debug)]
 pub struct CatalogRepo {
     db: DatabaseConnection,
+    /// Writers of one tenant in this process take turns, so that they do
+    /// not conflict with each other; the revision check covers other replicas.
+    writers: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
 }
 
 /// A loaded catalog with the revision it was read at.
@@ -36,7 +41,18 @@ struct Snapshot {
 impl CatalogRepo {
     /// A repository over `db`.
     pub fn new(db: DatabaseConnection) -> Self {
-        Self { db }
+        Self {
+            db,
+            writers: Arc::default(),
+        }
+    }
+
+    fn writer_lock(&self, tenant: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self
+            .writers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        locks.entry(tenant.to_string()).or_default().clone()
     }
 
     /// Applies the catalog's pending migrations.
@@ -64,6 +80,8 @@ impl CatalogRepo {
         tenant: &str,
         mut op: impl FnMut(&mut Catalog) -> Result<T, E>,
     ) -> Result<Result<T, E>, StoreError> {
+        let lock = self.writer_lock(tenant);
+        let _turn = lock.lock().await;
         for attempt in 1..=MAX_ATTEMPTS {
             let Snapshot {
                 mut catalog,
@@ -81,6 +99,13 @@ impl CatalogRepo {
                 Ok(()) => return Ok(Ok(value)),
                 Err(StoreError::Conflict(_)) if attempt < MAX_ATTEMPTS => {
                     tracing::debug!(tenant, attempt, "catalog write conflicted; retrying");
+                    // Back off a little, growing, with jitter, so that
+                    // replicas writing together fall out of step.
+                    let jitter = u64::from(std::process::id() % 7 + attempt % 5);
+                    tokio::time::sleep(std::time::Duration::from_millis(
+                        5 * u64::from(attempt) + jitter,
+                    ))
+                    .await;
                 }
                 Err(e) => return Err(e),
             }
