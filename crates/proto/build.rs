@@ -11,6 +11,8 @@ const FILES: &[&str] = &[
     "kpi/catalog/v1/catalog.proto",
     "kpi/ingestion/v1/ingestion.proto",
     "kpi/scoring/v1/scoring.proto",
+    // Only for reflection: lets grpcurl decode the BadRequest details of errors.
+    "google/rpc/error_details.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

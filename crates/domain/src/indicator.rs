@@ -420,7 +420,7 @@ mod tests {
         let v = def.check();
         assert_eq!(paths(&v), vec!["measure.field", "measure.filter"], "{v:?}");
         assert!(
-            v[0].description.contains("mean does not fit a enum field"),
+            v[0].description.contains("mean does not fit an enum field"),
             "{v:?}"
         );
         assert!(v[1].description.contains("chanel"), "{v:?}");

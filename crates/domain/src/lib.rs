@@ -13,12 +13,14 @@
 //! - [`catalog`]: a tenant's whole catalog and every lifecycle operation on it,
 //!   export and import.
 //! - [`starter`]: the starter kit (DOMAIN.md §4 and §6).
+//! - [`events`]: ingested events, validated (the event store keeps them as JSON).
 //! - [`error`]: field-path violations returned by every validation.
 #![forbid(unsafe_code)]
 
 pub mod calendar;
 pub mod catalog;
 pub mod error;
+pub mod events;
 pub mod filter;
 pub mod formula;
 pub mod indicator;

@@ -246,10 +246,15 @@ fn aggregation_misfit(aggregation: Aggregation, field_type: FieldType) -> Option
         Aggregation::Min | Aggregation::Max => field_type.is_ordered(),
     };
     (!fits).then(|| {
+        let kind = format!("{field_type:?}").to_lowercase();
+        let article = if kind.starts_with(['a', 'e', 'i', 'o', 'u']) {
+            "an"
+        } else {
+            "a"
+        };
         format!(
-            "{} does not fit a {} field",
-            format!("{aggregation:?}").to_lowercase(),
-            format!("{field_type:?}").to_lowercase()
+            "{} does not fit {article} {kind} field",
+            format!("{aggregation:?}").to_lowercase()
         )
     })
 }

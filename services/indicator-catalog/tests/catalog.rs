@@ -557,7 +557,7 @@ async fn every_validation_error_names_its_field(kind: DbKind) {
     assert_violation(
         &err,
         "indicator.measure.field",
-        "mean does not fit a enum field",
+        "mean does not fit an enum field",
     );
     // An unparsable filter.
     i.measure.as_mut().unwrap().field = "handle_seconds".into();
@@ -1147,5 +1147,28 @@ async fn health_and_reflection_answer_on_the_real_server() {
     let names: BTreeSet<String> = list.service.into_iter().map(|s| s.name).collect();
     assert!(names.contains("kpi.catalog.v1.CatalogService"), "{names:?}");
     assert!(names.contains("grpc.health.v1.Health"), "{names:?}");
+    // Error details decode in grpcurl: reflection knows google.rpc.BadRequest.
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::FileContainingSymbol(
+            "google.rpc.BadRequest".into(),
+        )),
+    };
+    let mut responses = reflection
+        .server_reflection_info(tokio_stream::once(request))
+        .await
+        .unwrap()
+        .into_inner();
+    let Some(Ok(response)) = responses.next().await else {
+        panic!("no reflection answer")
+    };
+    assert!(
+        matches!(
+            response.message_response,
+            Some(MessageResponse::FileDescriptorResponse(_))
+        ),
+        "{:?}",
+        response.message_response
+    );
     h.server.stop().await.unwrap();
 }
