@@ -14,6 +14,7 @@
 //!   export and import.
 //! - [`starter`]: the starter kit (DOMAIN.md §4 and §6).
 //! - [`events`]: ingested events, validated (the event store keeps them as JSON).
+//! - [`facts`]: fact rows folded from events, order-independently; roster intervals.
 //! - [`error`]: field-path violations returned by every validation.
 #![forbid(unsafe_code)]
 
@@ -21,6 +22,7 @@ pub mod calendar;
 pub mod catalog;
 pub mod error;
 pub mod events;
+pub mod facts;
 pub mod filter;
 pub mod formula;
 pub mod indicator;

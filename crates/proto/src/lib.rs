@@ -6,7 +6,10 @@
 //! - [`ingestion`]: the data-ingestion service.
 //! - [`scoring`]: the scoring service.
 //! - [`FILE_DESCRIPTOR_SET`]: the encoded descriptors, for reflection.
+//! - [`convert`]: proto ↔ domain conversions shared by the services' edges.
 #![allow(missing_docs, clippy::all, unreachable_pub)]
+
+pub mod convert;
 
 /// The `kpi.*.v1` packages, nested as the generated code expects.
 pub mod kpi {

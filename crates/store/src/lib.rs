@@ -3,6 +3,7 @@
 //!
 //! - [`connect`]: opening a database from a URL (SQLite gets WAL and a busy timeout).
 //! - [`catalog`]: the indicator-catalog's tables, migrations and repository.
+//! - [`ingestion`]: the data-ingestion tables (events, facts, roster, audit) and migrations.
 //! - [`StoreError`]: what storage can fail with; handlers never see `DbErr`.
 //!
 //! Each service owns its tables and its own migration history table, so the
@@ -11,6 +12,7 @@
 
 pub mod catalog;
 mod connect;
+pub mod ingestion;
 
 pub use connect::{Backend, connect};
 pub use sea_orm::{DatabaseConnection, DbErr};
@@ -32,4 +34,32 @@ pub enum StoreError {
     /// Concurrent writers kept conflicting; the caller may retry.
     #[error("concurrent changes to {0}; retry")]
     Conflict(String),
+}
+
+impl StoreError {
+    /// Whether the database is away (a retry later may succeed).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Database(DbErr::Conn(_) | DbErr::ConnectionAcquire(_))
+        )
+    }
+}
+
+/// The one mapping of storage errors to gRPC: the database being away is
+/// UNAVAILABLE (clients retry), concurrent writers ABORTED, anything else
+/// INTERNAL (logged, never leaked).
+impl From<StoreError> for tonic::Status {
+    fn from(e: StoreError) -> Self {
+        match &e {
+            StoreError::Conflict(what) => {
+                tonic::Status::aborted(format!("concurrent changes to {what}; retry"))
+            }
+            _ if e.is_unavailable() => {
+                tracing::warn!(error = %e, "database unavailable");
+                kpi_runtime::status::unavailable("the database is unavailable; retry", None)
+            }
+            _ => kpi_runtime::status::internal("storage", &e),
+        }
+    }
 }

@@ -5,11 +5,9 @@
 //! - [`App`]: builds the service from [`Settings`] (database, migrations,
 //!   listener) and serves it until told to stop.
 //! - [`service`]: the gRPC handlers ([`CatalogApi`]).
-//! - `convert`: proto ↔ domain at the edge, where input is validated.
 //! - `mask`: field masks for partial updates.
 #![forbid(unsafe_code)]
 
-mod convert;
 mod mask;
 pub mod service;
 

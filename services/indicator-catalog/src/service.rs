@@ -15,12 +15,11 @@ use kpi_proto::catalog as pb;
 use kpi_proto::catalog::catalog_service_server::CatalogService;
 use kpi_runtime::names;
 use kpi_runtime::status;
-use kpi_store::StoreError;
 use kpi_store::catalog::CatalogRepo;
 use tonic::{Request, Response, Status};
 
-use crate::convert::{self, calendar_to, indicator_to, template_to, warnings_to};
 use crate::mask;
+use kpi_proto::convert::{self, calendar_to, indicator_to, template_to, warnings_to};
 
 const DEFAULT_PAGE: u32 = 50;
 const MAX_PAGE: u32 = 500;
@@ -38,7 +37,7 @@ impl CatalogApi {
     }
 
     async fn read(&self, tenant: &str) -> Result<Catalog, Status> {
-        self.repo.load(tenant).await.map_err(store_status)
+        self.repo.load(tenant).await.map_err(Status::from)
     }
 
     /// Runs `op` and saves its changes, or with `dry_run` runs it on a copy
@@ -56,7 +55,7 @@ impl CatalogApi {
         self.repo
             .update(tenant, op)
             .await
-            .map_err(store_status)?
+            .map_err(Status::from)?
             .map_err(catalog_status)
     }
 }
@@ -69,28 +68,6 @@ pub(crate) fn catalog_status(e: CatalogError) -> Status {
         CatalogError::AlreadyExists(what) => status::already_exists(what),
         CatalogError::FailedPrecondition(msg) => status::failed_precondition(msg),
     }
-}
-
-/// The status for a storage error: the database being away is UNAVAILABLE
-/// (clients retry), concurrent writers ABORTED, anything else INTERNAL.
-pub(crate) fn store_status(e: StoreError) -> Status {
-    match &e {
-        StoreError::Conflict(what) => {
-            Status::aborted(format!("concurrent changes to {what}; retry"))
-        }
-        StoreError::Database(sea_orm_err) if is_connection_error(sea_orm_err) => {
-            tracing::warn!(error = %e, "database unavailable");
-            status::unavailable("the catalog database is unavailable; retry", None)
-        }
-        _ => status::internal("catalog storage", &e),
-    }
-}
-
-fn is_connection_error(e: &kpi_store::DbErr) -> bool {
-    matches!(
-        e,
-        kpi_store::DbErr::Conn(_) | kpi_store::DbErr::ConnectionAcquire(_)
-    )
 }
 
 fn invalid(v: Vec<FieldViolation>) -> Status {

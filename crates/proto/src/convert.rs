@@ -1,9 +1,11 @@
-//! Conversions between the catalog protos and the domain, at the edge. Proto
-//! → domain validates shapes and enum values, collecting every problem with
-//! its field path; the domain then validates meaning.
+//! Conversions between the protos and the domain, shared by the services'
+//! edges. Proto → domain validates shapes and enum values, collecting every
+//! problem with its field path; the domain then validates meaning.
 
 use std::collections::BTreeMap;
 
+use crate::catalog as pb;
+use crate::common as cpb;
 use chrono::{DateTime, NaiveDate, Utc};
 use kpi_domain::calendar::{BusinessCalendar, Holiday, HourMinute, WeeklyHours};
 use kpi_domain::catalog::{Version, VersionState};
@@ -17,13 +19,11 @@ use kpi_domain::template::{
     AlertCondition, AlertOp, AlertRule, Applicability, CohortOverride, GradeBand, RollupMode,
     TeamRollup, TemplateDef, TemplateItem, VetoRule,
 };
-use kpi_proto::catalog as pb;
-use kpi_proto::common as cpb;
 use prost_types::value::Kind;
 
 /// Collects violations while converting.
-#[derive(Default)]
-pub(crate) struct Problems(pub(crate) Vec<FieldViolation>);
+#[derive(Debug, Default)]
+pub struct Problems(pub Vec<FieldViolation>);
 
 impl Problems {
     fn push(&mut self, field: impl Into<String>, description: impl Into<String>) {
@@ -31,12 +31,17 @@ impl Problems {
     }
 }
 
+/// `tenants/{tenant}/{collection}/{key}`.
+fn child_name(tenant: &str, collection: &str, key: &str) -> String {
+    format!("tenants/{tenant}/{collection}/{key}")
+}
+
 fn path(parent: &str, child: &str) -> String {
     kpi_domain::error::join_path(parent, child)
 }
 
 /// A timestamp for an instant.
-pub(crate) fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
+pub fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
     prost_types::Timestamp {
         seconds: t.timestamp(),
         nanos: t.timestamp_subsec_nanos() as i32,
@@ -45,7 +50,8 @@ pub(crate) fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
 
 // --- enums -----------------------------------------------------------------
 
-fn fact_type_from(v: i32, field: &str, p: &mut Problems) -> Option<FactType> {
+/// See the module doc: proto → domain with field-path problems.
+pub fn fact_type_from(v: i32, field: &str, p: &mut Problems) -> Option<FactType> {
     use cpb::FactType as F;
     let t = match F::try_from(v) {
         Ok(F::Ticket) => FactType::Ticket,
@@ -66,7 +72,7 @@ fn fact_type_from(v: i32, field: &str, p: &mut Problems) -> Option<FactType> {
 }
 
 /// The proto enum of a fact type.
-pub(crate) fn fact_type_to(t: FactType) -> cpb::FactType {
+pub fn fact_type_to(t: FactType) -> cpb::FactType {
     use cpb::FactType as F;
     match t {
         FactType::Ticket => F::Ticket,
@@ -81,7 +87,8 @@ pub(crate) fn fact_type_to(t: FactType) -> cpb::FactType {
     }
 }
 
-fn aggregation_from(v: i32, field: &str, p: &mut Problems) -> Option<Aggregation> {
+/// See the module doc: proto → domain with field-path problems.
+pub fn aggregation_from(v: i32, field: &str, p: &mut Problems) -> Option<Aggregation> {
     use cpb::Aggregation as A;
     let a = match A::try_from(v) {
         Ok(A::Count) => Aggregation::Count,
@@ -112,7 +119,8 @@ fn aggregation_to(a: Aggregation) -> cpb::Aggregation {
     }
 }
 
-fn attribution_from(v: i32, field: &str, p: &mut Problems) -> Attribution {
+/// See the module doc: proto → domain with field-path problems.
+pub fn attribution_from(v: i32, field: &str, p: &mut Problems) -> Attribution {
     use cpb::Attribution as A;
     match A::try_from(v) {
         Ok(A::Unspecified) => Attribution::Default,
@@ -138,7 +146,8 @@ fn attribution_to(a: Attribution) -> cpb::Attribution {
     }
 }
 
-fn time_basis_from(v: i32, field: &str, p: &mut Problems) -> TimeBasis {
+/// See the module doc: proto → domain with field-path problems.
+pub fn time_basis_from(v: i32, field: &str, p: &mut Problems) -> TimeBasis {
     use cpb::TimeBasis as T;
     match T::try_from(v) {
         Ok(T::Unspecified | T::Calendar) => TimeBasis::Calendar,
@@ -193,7 +202,7 @@ fn category_from(v: i32, field: &str, p: &mut Problems) -> Option<Category> {
 }
 
 /// The proto enum of a category.
-pub(crate) fn category_to(c: Category) -> pb::Category {
+pub fn category_to(c: Category) -> pb::Category {
     match c {
         Category::Efficiency => pb::Category::Efficiency,
         Category::Outcome => pb::Category::Outcome,
@@ -213,7 +222,8 @@ fn state_to(s: VersionState) -> pb::VersionState {
 // --- filters ---------------------------------------------------------------
 
 /// A filter's expression: from `expression`, or printed from `condition`.
-fn filter_from(f: Option<&cpb::Filter>, field: &str, p: &mut Problems) -> String {
+/// See the module doc: proto → domain with field-path problems.
+pub fn filter_from(f: Option<&cpb::Filter>, field: &str, p: &mut Problems) -> String {
     let Some(f) = f else { return String::new() };
     match (f.expression.trim().is_empty(), &f.condition) {
         (true, None) => String::new(),
@@ -237,7 +247,7 @@ fn filter_from(f: Option<&cpb::Filter>, field: &str, p: &mut Problems) -> String
 }
 
 /// The proto filter of an expression: both forms filled.
-pub(crate) fn filter_to(expression: &str) -> Option<cpb::Filter> {
+pub fn filter_to(expression: &str) -> Option<cpb::Filter> {
     if expression.is_empty() {
         return None;
     }
@@ -250,7 +260,8 @@ pub(crate) fn filter_to(expression: &str) -> Option<cpb::Filter> {
     })
 }
 
-fn condition_to_expr(c: &cpb::Condition, field: &str, p: &mut Problems) -> Option<Expr> {
+/// See the module doc: proto → domain with field-path problems.
+pub fn condition_to_expr(c: &cpb::Condition, field: &str, p: &mut Problems) -> Option<Expr> {
     use cpb::condition::Node;
     let list = |l: &cpb::ConditionList, name: &str, p: &mut Problems| -> Option<Vec<Expr>> {
         let items: Vec<Option<Expr>> = l
@@ -349,7 +360,8 @@ fn literal_to(l: &Literal) -> prost_types::Value {
     prost_types::Value { kind: Some(kind) }
 }
 
-fn expr_to_condition(e: &Expr) -> cpb::Condition {
+/// The proto condition tree of an expression.
+pub fn expr_to_condition(e: &Expr) -> cpb::Condition {
     use cpb::ComparisonOperator as O;
     use cpb::condition::Node;
     let list = |items: &[Expr]| cpb::ConditionList {
@@ -389,7 +401,8 @@ fn expr_to_condition(e: &Expr) -> cpb::Condition {
 
 // --- measures and rules ----------------------------------------------------
 
-fn measure_from(m: &cpb::Measure, field: &str, p: &mut Problems) -> Option<Measure> {
+/// See the module doc: proto → domain with field-path problems.
+pub fn measure_from(m: &cpb::Measure, field: &str, p: &mut Problems) -> Option<Measure> {
     let fact_type = fact_type_from(m.fact_type, &path(field, "fact_type"), p);
     let aggregation = aggregation_from(m.aggregation, &path(field, "aggregation"), p);
     let filter = filter_from(m.filter.as_ref(), &path(field, "filter"), p);
@@ -404,7 +417,7 @@ fn measure_from(m: &cpb::Measure, field: &str, p: &mut Problems) -> Option<Measu
 }
 
 /// The proto of a measure.
-pub(crate) fn measure_to(m: &Measure) -> cpb::Measure {
+pub fn measure_to(m: &Measure) -> cpb::Measure {
     cpb::Measure {
         fact_type: fact_type_to(m.fact_type) as i32,
         aggregation: aggregation_to(m.aggregation) as i32,
@@ -485,10 +498,7 @@ fn non_negative(v: i64, field: &str, p: &mut Problems) -> u64 {
 // --- indicators ------------------------------------------------------------
 
 /// The domain definition of a proto indicator; `field` is its path in the request.
-pub(crate) fn indicator_from(
-    i: &pb::Indicator,
-    field: &str,
-) -> Result<IndicatorDef, Vec<FieldViolation>> {
+pub fn indicator_from(i: &pb::Indicator, field: &str) -> Result<IndicatorDef, Vec<FieldViolation>> {
     let mut p = Problems::default();
     let kind = match pb::IndicatorKind::try_from(i.kind) {
         Ok(pb::IndicatorKind::Simple) => Some(IndicatorKind::Simple),
@@ -529,10 +539,10 @@ pub(crate) fn indicator_from(
 }
 
 /// The proto of an indicator version.
-pub(crate) fn indicator_to(tenant: &str, key: &str, v: &Version<IndicatorDef>) -> pb::Indicator {
+pub fn indicator_to(tenant: &str, key: &str, v: &Version<IndicatorDef>) -> pb::Indicator {
     let d = &v.def;
     pb::Indicator {
-        name: kpi_runtime::names::child_name(tenant, "indicators", key),
+        name: child_name(tenant, "indicators", key),
         key: key.to_string(),
         version: v.version as i32,
         state: state_to(v.state) as i32,
@@ -566,7 +576,7 @@ pub(crate) fn indicator_to(tenant: &str, key: &str, v: &Version<IndicatorDef>) -
 // --- templates -------------------------------------------------------------
 
 /// A local date from "YYYY-MM-DD".
-pub(crate) fn date_from(s: &str, field: &str, p: &mut Problems) -> Option<NaiveDate> {
+pub fn date_from(s: &str, field: &str, p: &mut Problems) -> Option<NaiveDate> {
     match NaiveDate::parse_from_str(s, "%Y-%m-%d") {
         Ok(d) => Some(d),
         Err(_) if s.is_empty() => {
@@ -666,10 +676,7 @@ fn alert_to(a: &AlertRule) -> pb::AlertRule {
 }
 
 /// The domain definition of a proto template; `field` is its path in the request.
-pub(crate) fn template_from(
-    t: &pb::Template,
-    field: &str,
-) -> Result<TemplateDef, Vec<FieldViolation>> {
+pub fn template_from(t: &pb::Template, field: &str) -> Result<TemplateDef, Vec<FieldViolation>> {
     let mut p = Problems::default();
     let applicability = t.applicability.clone().unwrap_or_default();
     let items = t
@@ -763,10 +770,10 @@ pub(crate) fn template_from(
 }
 
 /// The proto of a template version.
-pub(crate) fn template_to(tenant: &str, key: &str, v: &Version<TemplateDef>) -> pb::Template {
+pub fn template_to(tenant: &str, key: &str, v: &Version<TemplateDef>) -> pb::Template {
     let d = &v.def;
     pb::Template {
-        name: kpi_runtime::names::child_name(tenant, "templates", key),
+        name: child_name(tenant, "templates", key),
         key: key.to_string(),
         version: v.version as i32,
         state: state_to(v.state) as i32,
@@ -841,7 +848,7 @@ pub(crate) fn template_to(tenant: &str, key: &str, v: &Version<TemplateDef>) -> 
 // --- calendars -------------------------------------------------------------
 
 /// The domain calendar of a proto calendar.
-pub(crate) fn calendar_from(
+pub fn calendar_from(
     c: &pb::BusinessCalendar,
     field: &str,
 ) -> Result<BusinessCalendar, Vec<FieldViolation>> {
@@ -897,9 +904,9 @@ pub(crate) fn calendar_from(
 }
 
 /// The proto of a calendar.
-pub(crate) fn calendar_to(tenant: &str, c: &BusinessCalendar) -> pb::BusinessCalendar {
+pub fn calendar_to(tenant: &str, c: &BusinessCalendar) -> pb::BusinessCalendar {
     pb::BusinessCalendar {
-        name: kpi_runtime::names::child_name(tenant, "calendars", &c.key),
+        name: child_name(tenant, "calendars", &c.key),
         key: c.key.clone(),
         time_zone: c.time_zone.clone(),
         weekly_hours: c
@@ -925,7 +932,7 @@ pub(crate) fn calendar_to(tenant: &str, c: &BusinessCalendar) -> pb::BusinessCal
 }
 
 /// Warnings as proto.
-pub(crate) fn warnings_to(w: Vec<FieldViolation>) -> Vec<cpb::FieldWarning> {
+pub fn warnings_to(w: Vec<FieldViolation>) -> Vec<cpb::FieldWarning> {
     w.into_iter()
         .map(|w| cpb::FieldWarning {
             field: w.field,

@@ -1,0 +1,271 @@
+//! The ingestion migrations, with their own history table
+//! (`seaql_migrations_ingestion`). The fact tables are generated from the
+//! domain's fact schema of this version.
+// `async_trait` signatures of sea-orm-migration elide the manager's lifetime.
+#![allow(elided_lifetimes_in_paths)]
+
+use kpi_domain::schema::{FactType, FieldType};
+use sea_orm_migration::prelude::*;
+
+/// The ingestion migrator.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migration_table_name() -> DynIden {
+        "seaql_migrations_ingestion".into_iden()
+    }
+
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(CreateIngestionTables)]
+    }
+}
+
+/// The table holding facts of one type.
+pub fn fact_table(fact_type: FactType) -> String {
+    format!("ing_fact_{}", fact_type.as_str())
+}
+
+#[derive(DeriveMigrationName)]
+struct CreateIngestionTables;
+
+fn col(name: &str) -> ColumnDef {
+    ColumnDef::new(Alias::new(name))
+}
+
+fn text(name: &str) -> ColumnDef {
+    let mut c = col(name);
+    c.text().not_null();
+    c
+}
+
+fn events_table() -> TableCreateStatement {
+    Table::create()
+        .table(Alias::new("ing_events"))
+        .if_not_exists()
+        .col(text("tenant"))
+        .col(text("event_id"))
+        .col(text("kind"))
+        .col(text("entity_id"))
+        .col(col("occurred_at").big_integer().not_null())
+        .col(col("ingested_at").big_integer().not_null())
+        .col(text("payload"))
+        .primary_key(
+            Index::create()
+                .col(Alias::new("tenant"))
+                .col(Alias::new("event_id")),
+        )
+        .to_owned()
+}
+
+fn fact_table_create(fact_type: FactType) -> TableCreateStatement {
+    let schema = fact_type.schema();
+    let mut table = Table::create();
+    table
+        .table(Alias::new(fact_table(fact_type)))
+        .if_not_exists()
+        .col(text("tenant"));
+    for field in schema.fields {
+        let mut c = col(field.name);
+        match field.field_type {
+            FieldType::String | FieldType::Enum => c.text(),
+            FieldType::Number | FieldType::Duration => c.double(),
+            FieldType::Bool => c.boolean(),
+            FieldType::Timestamp => c.big_integer(),
+        };
+        if field.nullable {
+            c.null();
+        } else {
+            c.not_null();
+        }
+        table.col(c);
+        if field.business_hours {
+            table.col(col(&format!("{}_bh", field.name)).double().null());
+        }
+    }
+    table
+        .col(col("ingested_at").big_integer().not_null())
+        .primary_key(
+            Index::create()
+                .col(Alias::new("tenant"))
+                .col(Alias::new(schema.id_field)),
+        )
+        .to_owned()
+}
+
+/// Indexes for the time fields periods are taken on, and for lookups.
+fn fact_indexes(fact_type: FactType) -> Vec<IndexCreateStatement> {
+    let table = fact_table(fact_type);
+    let mut columns: Vec<Vec<&str>> = vec![vec![fact_type.schema().default_time_field]];
+    match fact_type {
+        FactType::Ticket => {
+            columns.push(vec!["first_resolved_at"]);
+            columns.push(vec!["customer_id", "category", "created_at"]);
+        }
+        FactType::Survey => columns.push(vec!["ticket_id"]),
+        _ => {}
+    }
+    columns
+        .into_iter()
+        .map(|cols| {
+            let mut index = Index::create();
+            index
+                .name(format!("{table}_{}", cols.join("_")))
+                .table(Alias::new(&table))
+                .col(Alias::new("tenant"))
+                .if_not_exists();
+            for c in cols {
+                index.col(Alias::new(c));
+            }
+            index.to_owned()
+        })
+        .collect()
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for CreateIngestionTables {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager.create_table(events_table()).await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("ing_events_entity")
+                    .table(Alias::new("ing_events"))
+                    .col(Alias::new("tenant"))
+                    .col(Alias::new("kind"))
+                    .col(Alias::new("entity_id"))
+                    .if_not_exists()
+                    .to_owned(),
+            )
+            .await?;
+        for fact_type in FactType::ALL {
+            manager.create_table(fact_table_create(fact_type)).await?;
+            for index in fact_indexes(fact_type) {
+                manager.create_index(index).await?;
+            }
+        }
+        manager
+            .create_table(
+                Table::create()
+                    .table(Alias::new("ing_ticket_contributors"))
+                    .if_not_exists()
+                    .col(text("tenant"))
+                    .col(text("ticket_id"))
+                    .col(text("agent_id"))
+                    .col(col("share").double().not_null())
+                    .primary_key(
+                        Index::create()
+                            .col(Alias::new("tenant"))
+                            .col(Alias::new("ticket_id"))
+                            .col(Alias::new("agent_id")),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table(Alias::new("ing_roster"))
+                    .if_not_exists()
+                    .col(text("tenant"))
+                    .col(text("agent_id"))
+                    .col(col("interval_no").integer().not_null())
+                    .col(col("valid_from").big_integer().null())
+                    .col(col("valid_until").big_integer().null())
+                    .col(text("team_id"))
+                    .col(text("role"))
+                    .col(col("hired_on").text().null())
+                    .col(col("active").boolean().not_null())
+                    .col(text("display_name"))
+                    .primary_key(
+                        Index::create()
+                            .col(Alias::new("tenant"))
+                            .col(Alias::new("agent_id"))
+                            .col(Alias::new("interval_no")),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table(Alias::new("ing_teams"))
+                    .if_not_exists()
+                    .col(text("tenant"))
+                    .col(text("team_id"))
+                    .col(text("display_name"))
+                    .col(col("parent_team_id").text().null())
+                    .col(col("supervisor_id").text().null())
+                    .col(col("occurred_at").big_integer().not_null())
+                    .primary_key(
+                        Index::create()
+                            .col(Alias::new("tenant"))
+                            .col(Alias::new("team_id")),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table(Alias::new("ing_audit"))
+                    .if_not_exists()
+                    .col(text("tenant"))
+                    .col(col("hour").big_integer().not_null())
+                    .col(text("outcome"))
+                    .col(text("reason"))
+                    .col(col("count").big_integer().not_null())
+                    .primary_key(
+                        Index::create()
+                            .col(Alias::new("tenant"))
+                            .col(Alias::new("hour"))
+                            .col(Alias::new("outcome"))
+                            .col(Alias::new("reason")),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table(Alias::new("ing_data_versions"))
+                    .if_not_exists()
+                    .col(
+                        ColumnDef::new(Alias::new("tenant"))
+                            .text()
+                            .not_null()
+                            .primary_key(),
+                    )
+                    .col(col("version").big_integer().not_null())
+                    .col(col("watermark").big_integer().not_null())
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let mut tables: Vec<String> = FactType::ALL.iter().map(|t| fact_table(*t)).collect();
+        tables.extend(
+            [
+                "ing_events",
+                "ing_ticket_contributors",
+                "ing_roster",
+                "ing_teams",
+                "ing_audit",
+                "ing_data_versions",
+            ]
+            .map(String::from),
+        );
+        for table in tables {
+            manager
+                .drop_table(
+                    Table::drop()
+                        .table(Alias::new(table))
+                        .if_exists()
+                        .to_owned(),
+                )
+                .await?;
+        }
+        Ok(())
+    }
+}

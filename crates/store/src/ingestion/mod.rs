@@ -1,0 +1,32 @@
+//! The data-ingestion service's storage: the event store (the idempotency
+//! key is `(tenant, event_id)`), one fact table per fact type (columns named
+//! exactly as the domain's fact schema), the roster, audit counters and data
+//! versions.
+//!
+//! - `migration`: the tables, generated from the fact schema.
+//! - [`writer`]: a batch of events in one transaction, facts folded again.
+//! - [`reader`]: data versions, audit counts, data-quality findings, roster.
+//!
+//! Layout, shared by the migration, the writer and the SQL builder:
+//! - `ing_events(tenant, event_id, kind, entity_id, occurred_at, ingested_at, payload)`;
+//! - `ing_fact_{fact_type}(tenant, <schema fields>, <field>_bh…, ingested_at)`:
+//!   strings and enums TEXT, numbers and durations DOUBLE, booleans BOOLEAN,
+//!   timestamps BIGINT microseconds since the Unix epoch; business-hours
+//!   variants of durations in `<field>_bh`;
+//! - `ing_ticket_contributors(tenant, ticket_id, agent_id, share)`;
+//! - `ing_roster(tenant, agent_id, interval_no, valid_from, valid_until, team_id, role, hired_on, active, display_name)`;
+//! - `ing_teams`, `ing_audit`, `ing_data_versions`.
+
+mod migration;
+mod query;
+pub mod reader;
+mod rows;
+mod sql;
+pub mod writer;
+
+pub use migration::{Migrator, fact_table};
+pub use query::{
+    FactsQuery, GroupValue, Grouping, MeasureQuery, QueryError, list_facts, measure_statement,
+    query_measure,
+};
+pub use writer::{Accepted, ChangeSet, IngestWriter, WriteOutcome};

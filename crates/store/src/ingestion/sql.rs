@@ -1,0 +1,44 @@
+//! Small SQL helpers shared by the ingestion statements: placeholders for
+//! both backends, parameter limits, and timestamps as microseconds.
+
+use chrono::{DateTime, Utc};
+use sea_orm::DbBackend;
+
+/// Bound parameters per statement stay under SQLite's limit of 32,766.
+pub(crate) const MAX_PARAMS: usize = 30_000;
+
+/// Microseconds since the Unix epoch.
+pub(crate) fn micros(t: DateTime<Utc>) -> i64 {
+    t.timestamp_micros()
+}
+
+/// The instant of a microsecond timestamp.
+pub(crate) fn from_micros(us: i64) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp_micros(us)
+}
+
+/// `$1, $2…` on PostgreSQL, `?` on SQLite.
+pub(crate) struct Placeholders {
+    backend: DbBackend,
+    next: usize,
+}
+
+impl Placeholders {
+    pub(crate) fn new(backend: DbBackend) -> Self {
+        Self { backend, next: 0 }
+    }
+
+    pub(crate) fn next(&mut self) -> String {
+        self.next += 1;
+        match self.backend {
+            DbBackend::Postgres => format!("${}", self.next),
+            _ => "?".to_string(),
+        }
+    }
+
+    /// `(p, p, …)` for `n` values.
+    pub(crate) fn tuple(&mut self, n: usize) -> String {
+        let list: Vec<String> = (0..n).map(|_| self.next()).collect();
+        format!("({})", list.join(", "))
+    }
+}

@@ -1,0 +1,94 @@
+//! The tenants' business calendars, from indicator-catalog over gRPC, cached.
+//! Business-hours durations are computed at ingestion with them. A tenant
+//! without a calendar gets Monday–Friday 09:00–18:00 UTC. When the catalog
+//! cannot be reached, a cached copy (even a stale one) serves; with none, the
+//! batch fails UNAVAILABLE so the sender retries rather than storing wrong
+//! business-hours durations.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kpi_domain::calendar::BusinessCalendar;
+use kpi_proto::catalog::GetCalendarRequest;
+use kpi_proto::catalog::catalog_service_client::CatalogServiceClient;
+use kpi_proto::convert::calendar_from;
+use tokio::sync::Mutex;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Status};
+
+/// How long a calendar is trusted before it is asked for again.
+const FRESH_FOR: Duration = Duration::from_secs(60);
+/// The deadline of one call to the catalog.
+const DEADLINE: Duration = Duration::from_secs(3);
+
+/// Calendars by tenant, fetched from the catalog.
+#[derive(Clone)]
+pub struct Calendars {
+    client: CatalogServiceClient<Channel>,
+    cache: Arc<Mutex<HashMap<String, (Instant, Arc<BusinessCalendar>)>>>,
+}
+
+impl Calendars {
+    /// Calendars from the catalog at `url` (connected lazily).
+    pub fn new(url: &str) -> Result<Self, tonic::transport::Error> {
+        let channel = Endpoint::from_shared(url.to_string())?
+            .connect_timeout(DEADLINE)
+            .timeout(DEADLINE)
+            .connect_lazy();
+        Ok(Self {
+            client: CatalogServiceClient::new(channel),
+            cache: Arc::default(),
+        })
+    }
+
+    /// The tenant's default calendar.
+    pub async fn get(&self, tenant: &str) -> Result<Arc<BusinessCalendar>, Status> {
+        let cached = self.cache.lock().await.get(tenant).cloned();
+        if let Some((at, cal)) = &cached {
+            if at.elapsed() < FRESH_FOR {
+                return Ok(cal.clone());
+            }
+        }
+        match self.fetch(tenant).await {
+            Ok(cal) => {
+                let cal = Arc::new(cal);
+                self.cache
+                    .lock()
+                    .await
+                    .insert(tenant.to_string(), (Instant::now(), cal.clone()));
+                Ok(cal)
+            }
+            Err(status) => match cached {
+                Some((_, cal)) => {
+                    tracing::warn!(tenant, error = %status.message(), "catalog unreachable; using the cached calendar");
+                    Ok(cal)
+                }
+                None => Err(kpi_runtime::status::unavailable(
+                    format!(
+                        "cannot read the business calendar of tenant {tenant} from indicator-catalog: {}",
+                        status.message()
+                    ),
+                    Some(Duration::from_secs(1)),
+                )),
+            },
+        }
+    }
+
+    async fn fetch(&self, tenant: &str) -> Result<BusinessCalendar, Status> {
+        let mut request = tonic::Request::new(GetCalendarRequest {
+            name: format!("tenants/{tenant}/calendars/default"),
+        });
+        request.set_timeout(DEADLINE);
+        match self.client.clone().get_calendar(request).await {
+            Ok(response) => {
+                let pb = response.into_inner().calendar.unwrap_or_default();
+                calendar_from(&pb, "calendar").map_err(|v| {
+                    Status::internal(format!("the catalog sent a bad calendar: {v:?}"))
+                })
+            }
+            Err(status) if status.code() == Code::NotFound => Ok(BusinessCalendar::utc_default()),
+            Err(status) => Err(status),
+        }
+    }
+}

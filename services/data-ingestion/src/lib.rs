@@ -1,0 +1,106 @@
+//! The data-ingestion service: validated, idempotent intake of events into
+//! normalised facts, and aggregate queries over them.
+//!
+//! - [`App`]: builds the service from [`Settings`] (database, migrations,
+//!   listener) and serves it until told to stop.
+//! - [`service`]: the gRPC handlers ([`IngestionApi`]).
+//! - [`convert`]: proto events → domain events, rejecting bad ones with a
+//!   reason code and a field path.
+//! - [`calendars`]: the tenants' business calendars, from indicator-catalog.
+#![forbid(unsafe_code)]
+
+pub mod calendars;
+pub mod convert;
+pub mod service;
+
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use kpi_proto::ingestion::ingestion_service_server::IngestionServiceServer;
+use kpi_runtime::{ServeOptions, ServiceKind, Settings};
+use kpi_store::DatabaseConnection;
+use sea_orm_migration::MigratorTrait;
+use tokio::net::TcpListener;
+
+pub use service::IngestionApi;
+
+/// Largest request accepted: a full batch of events with room to spare.
+const MAX_MESSAGE_BYTES: usize = 32 * 1024 * 1024;
+
+/// The gRPC service, ready to be added to a server.
+pub fn grpc_service(api: IngestionApi) -> IngestionServiceServer<IngestionApi> {
+    IngestionServiceServer::new(api)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES)
+}
+
+/// Connects to the database and applies the ingestion migrations.
+pub async fn open_database(settings: &Settings) -> anyhow::Result<DatabaseConnection> {
+    let db = kpi_store::connect(&settings.database_url)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot open the database {}",
+                kpi_runtime::settings::redact_url(&settings.database_url)
+            )
+        })?;
+    if settings.run_migrations {
+        kpi_store::ingestion::Migrator::up(&db, None)
+            .await
+            .context("cannot apply the ingestion migrations")?;
+    }
+    Ok(db)
+}
+
+/// The data-ingestion service, built and bound, ready to serve.
+pub struct App {
+    listener: TcpListener,
+    api: IngestionApi,
+    options: ServeOptions,
+}
+
+impl App {
+    /// Opens the database, migrates it (unless disabled) and binds the listener.
+    pub async fn build(settings: &Settings) -> anyhow::Result<App> {
+        let db = open_database(settings).await?;
+        let calendars = calendars::Calendars::new(&settings.catalog_url)
+            .context("KPI_CATALOG_URL is not a valid URL")?;
+        let listener = kpi_runtime::bind(settings.listen_addr)
+            .await
+            .with_context(|| format!("cannot listen on {}", settings.listen_addr))?;
+        Ok(App {
+            listener,
+            api: IngestionApi::new(db, calendars),
+            options: ServeOptions::from(settings),
+        })
+    }
+
+    /// The address it listens on (useful with port 0).
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// The service, e.g. to subscribe to change notices in-process.
+    pub fn api(&self) -> &IngestionApi {
+        &self.api
+    }
+
+    /// Serves until `shutdown` resolves, then drains.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let mut routes = kpi_runtime::routes_builder();
+        routes.add_service(grpc_service(self.api));
+        let names = [ServiceKind::Ingestion.grpc_service_name()];
+        kpi_runtime::serve(
+            self.listener,
+            routes.routes(),
+            &names,
+            self.options,
+            shutdown,
+        )
+        .await?;
+        Ok(())
+    }
+}
