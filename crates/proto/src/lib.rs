@@ -7,9 +7,11 @@
 //! - [`scoring`]: the scoring service.
 //! - [`FILE_DESCRIPTOR_SET`]: the encoded descriptors, for reflection.
 //! - [`convert`]: proto ↔ domain conversions shared by the services' edges.
+//! - [`events`]: domain events → proto events, for clients such as `kpictl`.
 #![allow(missing_docs, clippy::all, unreachable_pub)]
 
 pub mod convert;
+pub mod events;
 
 /// The `kpi.*.v1` packages, nested as the generated code expects.
 pub mod kpi {

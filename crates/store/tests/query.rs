@@ -932,9 +932,23 @@ async fn in_not_in_and_null_filters(kind: DbKind) {
             r#"category < "c" && (channel == "chat" || channel == "phone")"#,
             2,
         ),
-        ("resolved > false", 0),
     ] {
         assert_eq!(tenant_count(filter).await, want, "{filter}");
+    }
+    // Unvalidated filters (list_facts takes a parsed tree) keep eval's
+    // two-valued logic: bools are not ordered, mismatched types never match.
+    for (src, want) in [
+        ("resolved > false", 0),
+        ("channel == 1", 0),
+        ("channel != 1", 0),
+        (r#"channel not in ["chat", 1]"#, 0),
+        (r#"channel in ["chat", 1]"#, 1),
+        (r#"created_at == "yesterday""#, 0),
+        ("!(first_reopen_seconds <= 6)", 4),
+    ] {
+        let expr = filter::parse(src).unwrap();
+        let q = facts_query(FactType::Ticket, Some(&expr), None, None, 100);
+        assert_eq!(list_facts(&conn, &q).await.unwrap().len(), want, "{src}");
     }
     let group = Measure::count(FactType::QaItem, r#"group == "compliance" && passed"#);
     assert_eq!(

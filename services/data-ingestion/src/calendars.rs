@@ -22,11 +22,14 @@ const FRESH_FOR: Duration = Duration::from_secs(60);
 /// The deadline of one call to the catalog.
 const DEADLINE: Duration = Duration::from_secs(3);
 
+/// A calendar and when it was fetched.
+type Cached = (Instant, Arc<BusinessCalendar>);
+
 /// Calendars by tenant, fetched from the catalog.
 #[derive(Clone)]
 pub struct Calendars {
     client: CatalogServiceClient<Channel>,
-    cache: Arc<Mutex<HashMap<String, (Instant, Arc<BusinessCalendar>)>>>,
+    cache: Arc<Mutex<HashMap<String, Cached>>>,
 }
 
 impl Calendars {
@@ -45,10 +48,10 @@ impl Calendars {
     /// The tenant's default calendar.
     pub async fn get(&self, tenant: &str) -> Result<Arc<BusinessCalendar>, Status> {
         let cached = self.cache.lock().await.get(tenant).cloned();
-        if let Some((at, cal)) = &cached {
-            if at.elapsed() < FRESH_FOR {
-                return Ok(cal.clone());
-            }
+        if let Some((at, cal)) = &cached
+            && at.elapsed() < FRESH_FOR
+        {
+            return Ok(cal.clone());
         }
         match self.fetch(tenant).await {
             Ok(cal) => {

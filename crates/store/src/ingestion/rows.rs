@@ -28,13 +28,11 @@ pub(crate) fn columns(fact_type: FactType) -> Vec<Column> {
             name: f.name,
             field_type: f.field_type,
         });
-        if f.business_hours {
-            if let Some(bh) = business_column(f.name) {
-                out.push(Column {
-                    name: bh,
-                    field_type: FieldType::Duration,
-                });
-            }
+        if let Some(bh) = business_column(f.name).filter(|_| f.business_hours) {
+            out.push(Column {
+                name: bh,
+                field_type: FieldType::Duration,
+            });
         }
     }
     out

@@ -227,10 +227,10 @@ fn entity_lock_keys(fresh: &[&Event]) -> BTreeSet<String> {
     let mut keys = BTreeSet::new();
     for e in fresh {
         keys.insert(format!("{}:{}", e.payload.kind(), e.payload.entity_id()));
-        if let Payload::Survey(s) = &e.payload {
-            if let Some(ticket) = &s.ticket_id {
-                keys.insert(format!("ticket:{ticket}"));
-            }
+        if let Payload::Survey(s) = &e.payload
+            && let Some(ticket) = &s.ticket_id
+        {
+            keys.insert(format!("ticket:{ticket}"));
         }
     }
     keys
