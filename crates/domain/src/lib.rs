@@ -12,6 +12,7 @@
 //! - [`period`]: days, ISO weeks, months, quarters and custom ranges in a time zone.
 //! - [`catalog`]: a tenant's whole catalog and every lifecycle operation on it,
 //!   export and import.
+//! - [`scorecard`]: the scoring math: values, samples, Wilson intervals, scores, weights, vetoes, grades.
 //! - [`starter`]: the starter kit (DOMAIN.md §4 and §6).
 //! - [`events`]: ingested events, validated (the event store keeps them as JSON).
 //! - [`facts`]: fact rows folded from events, order-independently; roster intervals.
@@ -30,6 +31,7 @@ pub mod measure;
 pub mod period;
 pub mod rules;
 pub mod schema;
+pub mod scorecard;
 pub mod starter;
 pub mod template;
 
