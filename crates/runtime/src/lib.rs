@@ -12,14 +12,18 @@
 //!   timeout; [`shutdown_signal`] for SIGTERM/SIGINT; [`bind`].
 //! - [`status`]: the one mapping to [`tonic::Status`], with
 //!   `google.rpc.BadRequest` field violations for bad input.
+//! - [`app`]: what every service binary shares: the `serve` / `migrate`
+//!   command line and a bound [`Listener`] serving a service's routes.
 //! - [`names`]: resource names (`tenants/{tenant}/{collection}/{key}`), page
 //!   sizes and opaque page tokens, validated the same way everywhere.
 
+pub mod app;
 pub mod names;
 pub mod server;
 pub mod settings;
 pub mod status;
 pub mod telemetry;
 
+pub use app::{Listener, ServiceCli, ServiceCommand};
 pub use server::{ServeError, ServeOptions, bind, routes_builder, serve, shutdown_signal};
 pub use settings::{LogFormat, ServiceKind, Settings, SettingsError};

@@ -17,10 +17,9 @@ use std::net::SocketAddr;
 
 use anyhow::Context;
 use kpi_proto::ingestion::ingestion_service_server::IngestionServiceServer;
-use kpi_runtime::{ServeOptions, ServiceKind, Settings};
+use kpi_runtime::{Listener, Settings};
 use kpi_store::DatabaseConnection;
 use sea_orm_migration::MigratorTrait;
-use tokio::net::TcpListener;
 
 pub use service::IngestionApi;
 
@@ -54,9 +53,8 @@ pub async fn open_database(settings: &Settings) -> anyhow::Result<DatabaseConnec
 
 /// The data-ingestion service, built and bound, ready to serve.
 pub struct App {
-    listener: TcpListener,
+    listener: Listener,
     api: IngestionApi,
-    options: ServeOptions,
 }
 
 impl App {
@@ -65,13 +63,12 @@ impl App {
         let db = open_database(settings).await?;
         let calendars = calendars::Calendars::new(&settings.catalog_url)
             .context("KPI_CATALOG_URL is not a valid URL")?;
-        let listener = kpi_runtime::bind(settings.listen_addr)
+        let listener = Listener::bind(settings)
             .await
             .with_context(|| format!("cannot listen on {}", settings.listen_addr))?;
         Ok(App {
             listener,
             api: IngestionApi::new(db, calendars),
-            options: ServeOptions::from(settings),
         })
     }
 
@@ -90,17 +87,8 @@ impl App {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let mut routes = kpi_runtime::routes_builder();
-        routes.add_service(grpc_service(self.api));
-        let names = [ServiceKind::Ingestion.grpc_service_name()];
-        kpi_runtime::serve(
-            self.listener,
-            routes.routes(),
-            &names,
-            self.options,
-            shutdown,
-        )
-        .await?;
+        let routes = tonic::service::Routes::new(grpc_service(self.api));
+        self.listener.serve(routes, shutdown).await?;
         Ok(())
     }
 }

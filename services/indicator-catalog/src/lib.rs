@@ -15,9 +15,8 @@ use std::net::SocketAddr;
 
 use anyhow::Context;
 use kpi_proto::catalog::catalog_service_server::CatalogServiceServer;
-use kpi_runtime::{ServeOptions, ServiceKind, Settings};
+use kpi_runtime::{Listener, Settings};
 use kpi_store::catalog::CatalogRepo;
-use tokio::net::TcpListener;
 
 pub use service::CatalogApi;
 
@@ -52,23 +51,18 @@ pub async fn open_repo(settings: &Settings) -> anyhow::Result<CatalogRepo> {
 
 /// The indicator-catalog, built and bound, ready to serve.
 pub struct App {
-    listener: TcpListener,
+    listener: Listener,
     repo: CatalogRepo,
-    options: ServeOptions,
 }
 
 impl App {
     /// Opens the database, migrates it (unless disabled) and binds the listener.
     pub async fn build(settings: &Settings) -> anyhow::Result<App> {
         let repo = open_repo(settings).await?;
-        let listener = kpi_runtime::bind(settings.listen_addr)
+        let listener = Listener::bind(settings)
             .await
             .with_context(|| format!("cannot listen on {}", settings.listen_addr))?;
-        Ok(App {
-            listener,
-            repo,
-            options: ServeOptions::from(settings),
-        })
+        Ok(App { listener, repo })
     }
 
     /// The address it listens on (useful with port 0).
@@ -81,17 +75,8 @@ impl App {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let mut routes = kpi_runtime::routes_builder();
-        routes.add_service(grpc_service(self.repo));
-        let names = [ServiceKind::Catalog.grpc_service_name()];
-        kpi_runtime::serve(
-            self.listener,
-            routes.routes(),
-            &names,
-            self.options,
-            shutdown,
-        )
-        .await?;
+        let routes = tonic::service::Routes::new(grpc_service(self.repo));
+        self.listener.serve(routes, shutdown).await?;
         Ok(())
     }
 }
