@@ -496,7 +496,9 @@ async fn refold_tickets(
         .into_iter()
         .collect();
     let mut by_group: BTreeMap<(String, String), BTreeMap<String, FactRow>> = BTreeMap::new();
+    let mut stored: BTreeMap<String, FactRow> = BTreeMap::new();
     for row in load_facts_where(db, tenant, FactType::Ticket, "customer_id", &customers).await? {
+        stored.insert(row.id().to_string(), row.clone());
         if let Some(g) = group_of(&row).filter(|g| groups.contains(g)) {
             by_group
                 .entry(g)
@@ -521,7 +523,10 @@ async fn refold_tickets(
         let mut members: Vec<FactRow> = members.into_values().collect();
         facts::fill_next_contact_gaps(&mut members, calendar);
         for row in members {
-            rows.insert(row.id().to_string(), row);
+            // Other tickets of the group are written only if their gap moved.
+            if fresh.contains_key(row.id()) || stored.get(row.id()) != Some(&row) {
+                rows.insert(row.id().to_string(), row);
+            }
         }
     }
     let rows: Vec<FactRow> = rows.into_values().collect();
