@@ -26,7 +26,6 @@
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::OnceLock;
 
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 
@@ -179,34 +178,7 @@ impl FactRow {
     }
 }
 
-/// The business-hours column of a duration field, e.g.
-/// `"first_response_seconds"` → `"first_response_seconds_bh"`; `None` for a
-/// field no schema keeps in business hours.
-pub fn business_column(name: &str) -> Option<&'static str> {
-    business_columns()
-        .iter()
-        .find(|(field, _)| *field == name)
-        .map(|(_, bh)| *bh)
-}
-
-/// `(field, "{field}_bh")` for every business-hours field of every schema,
-/// built once from the schema (the names are interned for the process's
-/// lifetime, a few dozen bytes).
-fn business_columns() -> &'static [(&'static str, &'static str)] {
-    static COLUMNS: OnceLock<Vec<(&'static str, &'static str)>> = OnceLock::new();
-    COLUMNS.get_or_init(|| {
-        let mut out: Vec<(&'static str, &'static str)> = Vec::new();
-        for fact_type in FactType::ALL {
-            for field in fact_type.schema().fields {
-                if field.business_hours && !out.iter().any(|(name, _)| *name == field.name) {
-                    let bh: &'static str = Box::leak(format!("{}_bh", field.name).into_boxed_str());
-                    out.push((field.name, bh));
-                }
-            }
-        }
-        out
-    })
-}
+pub use crate::schema::business_column;
 
 // ---------------------------------------------------------------------------
 // Helpers

@@ -139,6 +139,28 @@ impl FactSchema {
     }
 }
 
+/// `(field, column)`: where each duration kept in business hours stores its
+/// business-hours variant. A test keeps this in step with the fields marked
+/// [`FieldDef::business_hours`].
+pub const BUSINESS_COLUMNS: &[(&str, &str)] = &[
+    ("first_response_seconds", "first_response_seconds_bh"),
+    ("first_resolution_seconds", "first_resolution_seconds_bh"),
+    ("resolution_seconds", "resolution_seconds_bh"),
+    ("first_reopen_seconds", "first_reopen_seconds_bh"),
+    ("next_contact_gap_seconds", "next_contact_gap_seconds_bh"),
+    ("response_seconds", "response_seconds_bh"),
+];
+
+/// The business-hours column of a duration field, e.g.
+/// `"first_response_seconds"` → `"first_response_seconds_bh"`; `None` for a
+/// field no schema keeps in business hours.
+pub fn business_column(name: &str) -> Option<&'static str> {
+    BUSINESS_COLUMNS
+        .iter()
+        .find(|(field, _)| *field == name)
+        .map(|(_, column)| *column)
+}
+
 /// Channels of tickets and sessions.
 pub const CHANNELS: &[&str] = &["phone", "chat", "email", "social", "onsite"];
 /// Escalation levels.
@@ -499,6 +521,28 @@ mod tests {
             assert!(schema.field(schema.id_field).is_some(), "{fact_type:?} id");
             let time = schema.field(schema.default_time_field).expect("time field");
             assert_eq!(time.field_type, FieldType::Timestamp);
+        }
+    }
+
+    #[test]
+    fn business_columns_match_the_fields_kept_in_business_hours() {
+        let mut marked: Vec<&str> = FactType::ALL
+            .iter()
+            .flat_map(|t| {
+                t.schema()
+                    .fields
+                    .iter()
+                    .filter(|f| f.business_hours)
+                    .map(|f| f.name)
+            })
+            .collect();
+        marked.sort_unstable();
+        marked.dedup();
+        let mut listed: Vec<&str> = BUSINESS_COLUMNS.iter().map(|(f, _)| *f).collect();
+        listed.sort_unstable();
+        assert_eq!(marked, listed);
+        for (field, column) in BUSINESS_COLUMNS {
+            assert_eq!(*column, format!("{field}_bh"));
         }
     }
 

@@ -407,7 +407,7 @@ pub fn cohort_weighted_mean(
 mod tests {
     use super::*;
     use crate::indicator::Category;
-    use crate::measure::{Aggregation, Attribution, Measure, TimeBasis};
+    use crate::measure::{Attribution, Measure, TimeBasis};
     use crate::rules::{Direction, ScoringRule};
     use crate::schema::FactType;
     use crate::template::{Applicability, TeamRollup, VetoRule};
