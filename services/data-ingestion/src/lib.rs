@@ -48,6 +48,10 @@ pub async fn open_database(settings: &Settings) -> anyhow::Result<DatabaseConnec
             .await
             .context("cannot apply the ingestion migrations")?;
     }
+    // Fresh planner statistics from the start (autovacuum may be off).
+    kpi_store::ingestion::analyze(&db)
+        .await
+        .context("cannot analyse the ingestion tables")?;
     Ok(db)
 }
 

@@ -5,6 +5,7 @@
 //!
 //! - `migration`: the tables, generated from the fact schema.
 //! - [`writer`]: a batch of events in one transaction, facts folded again.
+//! - `analyze`: fresh planner statistics as the tables grow (PostgreSQL).
 //! - [`reader`]: data versions, audit counts, data-quality findings, roster.
 //!
 //! Layout, shared by the migration, the writer and the SQL builder:
@@ -17,6 +18,7 @@
 //! - `ing_roster(tenant, agent_id, interval_no, valid_from, valid_until, team_id, role, hired_on, active, display_name)`;
 //! - `ing_teams`, `ing_audit`, `ing_data_versions`.
 
+mod analyze;
 mod migration;
 mod query;
 pub mod reader;
@@ -24,6 +26,7 @@ mod rows;
 mod sql;
 pub mod writer;
 
+pub use analyze::analyze;
 pub use migration::{Migrator, fact_table};
 pub use query::{
     FactsQuery, GroupValue, Grouping, MeasureQuery, QueryError, list_facts, measure_statement,

@@ -74,6 +74,7 @@ pub struct RejectedCount<'a> {
 #[derive(Clone, Debug)]
 pub struct IngestWriter {
     db: DatabaseConnection,
+    analyzer: std::sync::Arc<super::analyze::Analyzer>,
 }
 
 const DEADLOCK_RETRIES: usize = 5;
@@ -81,7 +82,10 @@ const DEADLOCK_RETRIES: usize = 5;
 impl IngestWriter {
     /// A writer over `db`.
     pub fn new(db: DatabaseConnection) -> Self {
-        Self { db }
+        Self {
+            db,
+            analyzer: std::sync::Arc::default(),
+        }
     }
 
     /// Stores a batch: the accepted events, and audit counts for the
@@ -102,6 +106,11 @@ impl IngestWriter {
                 .write_once(tenant, accepted, rejected_reasons, calendar, now)
                 .await
             {
+                Ok(outcome) => {
+                    let fresh = accepted.len().saturating_sub(outcome.duplicates.len());
+                    self.analyzer.note(&self.db, fresh as u64);
+                    return Ok(outcome);
+                }
                 Err(StoreError::Database(e)) if attempt < DEADLOCK_RETRIES && is_retryable(&e) => {
                     tracing::debug!(tenant, attempt, error = %e, "ingest transaction retried");
                 }
