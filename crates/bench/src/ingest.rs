@@ -1,0 +1,575 @@
+//! `kpi-bench ingest`: gRPC stream ingestion against a `COPY` baseline.
+//!
+//! 1. Creates the database `kpi_bench_<pid>` on the server of
+//!    `KPI_DATABASE_URL`, and drops it at the end, also on error.
+//! 2. Runs indicator-catalog in this process (data-ingestion asks it for
+//!    business calendars) and data-ingestion in a child process, and waits
+//!    until the child's health check answers SERVING.
+//! 3. Streams the feed through one `StreamEvents` call: chunks of `--chunk`
+//!    events, at most `--in-flight` chunks unanswered; every event must be
+//!    ACCEPTED. Timed from the first chunk sent to the last answer.
+//! 4. Loads the same events (same column values, the same domain event JSON
+//!    as payload) with `COPY … FROM STDIN` into `bench_copy_events`, a plain
+//!    table of the event store's columns. Timed from the `COPY` to its end.
+//! 5. Checks both tables hold the same rows, reads the child's peak RSS, and
+//!    prints the report and the `RESULT` line.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow, bail, ensure};
+use kpi_proto::ingestion as pb;
+use kpi_proto::ingestion::ingestion_service_client::IngestionServiceClient;
+use kpi_runtime::{ServiceKind, Settings};
+use sea_orm::sqlx::postgres::PgConnection;
+use sea_orm::sqlx::{self, AssertSqlSafe, Connection as _, Executor as _};
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::ReceiverStream;
+
+use crate::generator::{Feed, FeedConfig};
+use crate::serve::{self, IngestionProcess};
+use crate::wire;
+
+/// The server used when `KPI_DATABASE_URL` is not set.
+const DEFAULT_DATABASE_URL: &str = "postgres://postgres:postgres@127.0.0.1:5432/postgres";
+/// The tenant the events are ingested for.
+const TENANT: &str = "bench";
+/// The largest gRPC message either side accepts.
+const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+/// Bytes of `COPY` data sent at a time.
+const COPY_BLOCK_BYTES: usize = 1024 * 1024;
+/// Blocks of `COPY` data prepared ahead of the connection.
+const COPY_BLOCKS_AHEAD: usize = 4;
+/// The columns of the event store, in `COPY` order.
+const COLUMNS: &str = "tenant, event_id, kind, entity_id, occurred_at, ingested_at, payload";
+
+/// Options of `kpi-bench ingest`.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct IngestArgs {
+    /// Events to ingest.
+    #[arg(long, default_value_t = 200_000, value_parser = clap::value_parser!(u64).range(1..))]
+    events: u64,
+    /// Events per stream chunk (at most 5,000).
+    #[arg(long, default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(1..=5_000))]
+    chunk: u64,
+    /// Chunks sent but not yet answered, at most.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=1_000))]
+    in_flight: u64,
+    /// Tickets over the month (default: events / 6).
+    #[arg(long)]
+    tickets: Option<u64>,
+    /// Seed of the generated feed.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// The PostgreSQL server; a database of the benchmark's own is created there.
+    #[arg(
+        long,
+        env = "KPI_DATABASE_URL",
+        default_value = DEFAULT_DATABASE_URL,
+        hide_env_values = true
+    )]
+    database_url: String,
+}
+
+impl IngestArgs {
+    fn feed(&self) -> FeedConfig {
+        FeedConfig {
+            events: self.events,
+            tickets: self.tickets.unwrap_or(self.events / 6).max(1),
+            seed: self.seed,
+        }
+    }
+}
+
+/// What the benchmark measured.
+struct Measured {
+    grpc: Duration,
+    copy: Duration,
+    feed_only: Duration,
+    peak_rss_mib: f64,
+    client_peak_rss_mib: f64,
+}
+
+/// Runs the benchmark and prints its report.
+pub(crate) async fn run(args: IngestArgs) -> anyhow::Result<()> {
+    let catalog_settings = log_settings();
+    kpi_runtime::telemetry::init(&catalog_settings);
+    let name = format!("kpi_bench_{}", std::process::id());
+    let admin_url = args.database_url.clone();
+    let url = with_database(&admin_url, &name)?;
+    {
+        let mut admin = PgConnection::connect(&admin_url).await.with_context(|| {
+            format!(
+                "cannot connect to {}",
+                kpi_runtime::settings::redact_url(&admin_url)
+            )
+        })?;
+        admin
+            .execute(AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+            .await
+            .with_context(|| format!("cannot create the database {name}"))?;
+        admin.close().await?;
+    }
+    println!(
+        "database {name} on {}",
+        kpi_runtime::settings::redact_url(&admin_url)
+    );
+    let result = tokio::select! {
+        result = bench(&args, &url) => result,
+        interrupted = tokio::signal::ctrl_c() => match interrupted {
+            Ok(()) => Err(anyhow!("interrupted")),
+            Err(err) => Err(anyhow!("cannot listen for ctrl-c: {err}")),
+        },
+    };
+    if let Err(err) = drop_database(&admin_url, &name).await {
+        eprintln!("warning: cannot drop the database {name}: {err:#}");
+    }
+    let measured = result?;
+    report(&args, &measured);
+    Ok(())
+}
+
+/// Settings for the in-process catalog (and this process's logging).
+fn log_settings() -> Settings {
+    let mut settings = Settings::defaults(ServiceKind::Catalog);
+    // sqlx reports the long COPY and check statements as slow: expected here.
+    settings.log_filter =
+        std::env::var("KPI_LOG").unwrap_or_else(|_| "warn,sqlx::query=error".to_owned());
+    settings.drain_timeout = Duration::from_secs(1);
+    settings
+}
+
+async fn drop_database(admin_url: &str, name: &str) -> anyhow::Result<()> {
+    let mut admin = PgConnection::connect(admin_url).await?;
+    admin
+        .execute(AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+        )))
+        .await?;
+    admin.close().await?;
+    Ok(())
+}
+
+/// `url` with its database (the path) replaced by `name`; the query is kept.
+fn with_database(url: &str, name: &str) -> anyhow::Result<String> {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let scheme_end = base
+        .find("://")
+        .with_context(|| "KPI_DATABASE_URL is not a postgres:// URL".to_owned())?;
+    ensure!(
+        base.starts_with("postgres://") || base.starts_with("postgresql://"),
+        "KPI_DATABASE_URL must be a postgres:// URL"
+    );
+    let authority_start = scheme_end + 3;
+    let server = match base[authority_start..].find('/') {
+        Some(slash) => &base[..authority_start + slash],
+        None => base,
+    };
+    Ok(match query {
+        Some(query) => format!("{server}/{name}?{query}"),
+        None => format!("{server}/{name}"),
+    })
+}
+
+/// The in-process indicator-catalog.
+struct CatalogServer {
+    endpoint: String,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl CatalogServer {
+    async fn start(database_url: &str) -> anyhow::Result<CatalogServer> {
+        let mut settings = log_settings();
+        settings.listen_addr = "127.0.0.1:0".parse()?;
+        settings.database_url = database_url.to_owned();
+        let app = indicator_catalog::App::build(&settings)
+            .await
+            .context("cannot start indicator-catalog")?;
+        let endpoint = format!("http://{}", app.local_addr()?);
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(app.run_until_stopped(async move {
+            let _ = stopped.await;
+        }));
+        Ok(CatalogServer {
+            endpoint,
+            stop: Some(stop),
+            task,
+        })
+    }
+
+    async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(5), &mut self.task).await;
+    }
+}
+
+async fn bench(args: &IngestArgs, url: &str) -> anyhow::Result<Measured> {
+    let catalog = CatalogServer::start(url).await?;
+    let exe = std::env::current_exe().context("cannot find this executable")?;
+    let addr = serve::free_local_addr()?;
+    let mut ingestion = IngestionProcess::spawn(&exe, addr, url, &catalog.endpoint)?;
+    ingestion.wait_ready().await?;
+    println!(
+        "data-ingestion ready at {} (pid {}); indicator-catalog at {}",
+        ingestion.endpoint(),
+        ingestion.pid(),
+        catalog.endpoint
+    );
+
+    let feed_only = time_feed(args.feed());
+    let grpc = stream_events(args, &ingestion.endpoint()).await?;
+    let copy = copy_events(args, url).await?;
+    verify(url, args.events).await?;
+
+    let peak_rss_mib = ingestion.peak_rss_mib()?;
+    let client_peak_rss_mib = serve::peak_rss_mib(std::process::id())?;
+    ingestion.stop();
+    catalog.stop().await;
+    Ok(Measured {
+        grpc,
+        copy,
+        feed_only,
+        peak_rss_mib,
+        client_peak_rss_mib,
+    })
+}
+
+/// How long generating the feed and building its protos takes on its own.
+fn time_feed(config: FeedConfig) -> Duration {
+    let started = Instant::now();
+    let mut bytes = 0_usize;
+    for event in Feed::new(config) {
+        bytes += wire::to_proto(&event).event_id.len();
+    }
+    std::hint::black_box(bytes);
+    started.elapsed()
+}
+
+/// Events expected in the chunk of sequence `sequence`.
+fn chunk_len(events: u64, chunk: u64, sequence: u64) -> u64 {
+    events.saturating_sub(sequence * chunk).min(chunk)
+}
+
+/// Streams the feed through `StreamEvents`; returns the time from the first
+/// chunk sent to the last answer received.
+async fn stream_events(args: &IngestArgs, endpoint: &str) -> anyhow::Result<Duration> {
+    let channel = tonic::transport::Endpoint::from_shared(endpoint.to_owned())?
+        .tcp_nodelay(true)
+        .connect()
+        .await
+        .with_context(|| format!("cannot connect to data-ingestion at {endpoint}"))?;
+    let mut client = IngestionServiceClient::new(channel)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+
+    let chunks = args.events.div_ceil(args.chunk);
+    let window = Arc::new(Semaphore::new(usize::try_from(args.in_flight)?));
+    let (requests, outgoing) = mpsc::channel::<pb::StreamEventsRequest>(1);
+    let (started_tx, started_rx) = oneshot::channel::<Instant>();
+    let producer = tokio::spawn(produce_chunks(
+        args.feed(),
+        usize::try_from(args.chunk)?,
+        Arc::clone(&window),
+        requests,
+        started_tx,
+    ));
+    let answers = async {
+        let mut inbound = client
+            .stream_events(ReceiverStream::new(outgoing))
+            .await
+            .context("StreamEvents failed to start")?
+            .into_inner();
+        let mut answered = 0_u64;
+        let mut accepted = 0_u64;
+        while answered < chunks {
+            let Some(answer) = inbound
+                .message()
+                .await
+                .with_context(|| format!("StreamEvents failed after {answered} answers"))?
+            else {
+                bail!("StreamEvents ended after {answered} of {chunks} answers");
+            };
+            check_answer(
+                &answer,
+                answered,
+                chunk_len(args.events, args.chunk, answered),
+            )?;
+            accepted += u64::try_from(answer.accepted)?;
+            answered += 1;
+            window.add_permits(1);
+        }
+        let finished = Instant::now();
+        ensure!(
+            accepted == args.events,
+            "{accepted} of {} events accepted",
+            args.events
+        );
+        Ok(finished)
+    };
+    let finished = match answers.await {
+        Ok(finished) => finished,
+        Err(err) => {
+            producer.abort();
+            return Err(err);
+        }
+    };
+    producer.await.context("the chunk producer panicked")??;
+    let started = started_rx
+        .await
+        .context("the chunk producer sent nothing")?;
+    Ok(finished.duration_since(started))
+}
+
+/// Sends the feed in chunks, each once a window slot is free; reports when
+/// the first one went out.
+async fn produce_chunks(
+    config: FeedConfig,
+    chunk: usize,
+    window: Arc<Semaphore>,
+    requests: mpsc::Sender<pb::StreamEventsRequest>,
+    started: oneshot::Sender<Instant>,
+) -> anyhow::Result<()> {
+    let mut feed = Feed::new(config);
+    let mut started = Some(started);
+    for sequence in 0_i64.. {
+        let events: Vec<pb::Event> = feed
+            .by_ref()
+            .take(chunk)
+            .map(|e| wire::to_proto(&e))
+            .collect();
+        if events.is_empty() {
+            break;
+        }
+        window
+            .acquire()
+            .await
+            .context("the answer window closed")?
+            .forget();
+        if let Some(started) = started.take() {
+            let _ = started.send(Instant::now());
+        }
+        let request = pb::StreamEventsRequest {
+            parent: format!("tenants/{TENANT}"),
+            sequence,
+            events,
+        };
+        requests
+            .send(request)
+            .await
+            .map_err(|_| anyhow!("StreamEvents stopped taking chunks at sequence {sequence}"))?;
+    }
+    Ok(())
+}
+
+/// Fails loudly unless the answer is for chunk `sequence` and accepts all
+/// `expected` events.
+fn check_answer(
+    answer: &pb::StreamEventsResponse,
+    sequence: u64,
+    expected: u64,
+) -> anyhow::Result<()> {
+    ensure!(
+        u64::try_from(answer.sequence).ok() == Some(sequence),
+        "answer for chunk {} arrived where chunk {sequence} was expected",
+        answer.sequence
+    );
+    if let Some(bad) = answer
+        .results
+        .iter()
+        .find(|r| r.outcome != pb::EventOutcome::Accepted as i32)
+    {
+        let outcome = pb::EventOutcome::try_from(bad.outcome)
+            .map_or_else(|_| bad.outcome.to_string(), |o| o.as_str_name().to_owned());
+        bail!(
+            "chunk {sequence}: event {} ({}) was {outcome}: {} at {}: {} \
+             ({} accepted, {} duplicates, {} rejected in the chunk)",
+            bad.index,
+            bad.event_id,
+            bad.reason,
+            bad.field,
+            bad.description,
+            answer.accepted,
+            answer.duplicates,
+            answer.rejected
+        );
+    }
+    ensure!(
+        u64::try_from(answer.results.len())? == expected
+            && u64::try_from(answer.accepted)? == expected,
+        "chunk {sequence}: {} results, {} accepted, {expected} events sent",
+        answer.results.len(),
+        answer.accepted
+    );
+    Ok(())
+}
+
+/// Loads the feed with `COPY` into `bench_copy_events`; returns the time
+/// from the `COPY` statement to its end.
+async fn copy_events(args: &IngestArgs, url: &str) -> anyhow::Result<Duration> {
+    let mut conn = PgConnection::connect(url).await?;
+    conn.execute(
+        "CREATE TABLE bench_copy_events (tenant text, event_id text, kind text, \
+         entity_id text, occurred_at bigint, ingested_at bigint, payload text)",
+    )
+    .await
+    .context("cannot create bench_copy_events")?;
+
+    let started = Instant::now();
+    let (blocks, mut incoming) = mpsc::channel::<Vec<u8>>(COPY_BLOCKS_AHEAD);
+    let config = args.feed();
+    let producer = tokio::task::spawn_blocking(move || -> anyhow::Result<u64> {
+        let mut rows = 0_u64;
+        let mut block = String::with_capacity(COPY_BLOCK_BYTES + 4096);
+        let mut ingested_at = chrono::Utc::now().timestamp_micros();
+        for event in Feed::new(config) {
+            wire::append_copy_row(&mut block, TENANT, &event, ingested_at)?;
+            rows += 1;
+            if block.len() >= COPY_BLOCK_BYTES {
+                let full =
+                    std::mem::replace(&mut block, String::with_capacity(COPY_BLOCK_BYTES + 4096));
+                if blocks.blocking_send(full.into_bytes()).is_err() {
+                    return Ok(rows);
+                }
+                ingested_at = chrono::Utc::now().timestamp_micros();
+            }
+        }
+        if !block.is_empty() {
+            let _ = blocks.blocking_send(block.into_bytes());
+        }
+        Ok(rows)
+    });
+    let mut copy = conn
+        .copy_in_raw(&format!(
+            "COPY bench_copy_events ({COLUMNS}) FROM STDIN (FORMAT text)"
+        ))
+        .await
+        .context("cannot start COPY")?;
+    let mut sent: Result<(), sqlx::Error> = Ok(());
+    while let Some(block) = incoming.recv().await {
+        if let Err(err) = copy.send(block).await {
+            sent = Err(err);
+            break;
+        }
+    }
+    drop(incoming);
+    let produced = producer.await.context("the COPY producer panicked")?;
+    let rows = match (sent, produced) {
+        (Ok(()), Ok(rows)) => rows,
+        (Err(err), _) => {
+            let _ = copy.abort("the benchmark failed").await;
+            return Err(err).context("COPY failed");
+        }
+        (Ok(()), Err(err)) => {
+            let _ = copy.abort("the benchmark failed").await;
+            return Err(err).context("cannot produce the COPY data");
+        }
+    };
+    let copied = copy.finish().await.context("COPY failed")?;
+    let elapsed = started.elapsed();
+    ensure!(
+        copied == rows && rows == args.events,
+        "COPY loaded {copied} rows of {rows} produced, {} expected",
+        args.events
+    );
+    conn.close().await?;
+    Ok(elapsed)
+}
+
+/// Checks that the event store and the `COPY` table hold the same rows
+/// (all columns but `ingested_at`).
+async fn verify(url: &str, events: u64) -> anyhow::Result<()> {
+    let mut conn = PgConnection::connect(url).await?;
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM ing_events")
+        .fetch_one(&mut conn)
+        .await?;
+    let same: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM ing_events e JOIN bench_copy_events c \
+         ON c.tenant = e.tenant AND c.event_id = e.event_id \
+         WHERE c.kind = e.kind AND c.entity_id = e.entity_id \
+         AND c.occurred_at = e.occurred_at AND c.payload = e.payload",
+    )
+    .fetch_one(&mut conn)
+    .await?;
+    conn.close().await?;
+    let events = i64::try_from(events)?;
+    ensure!(
+        stored == events && same == events,
+        "the event store holds {stored} events, {same} of them identical to the COPY rows; \
+         {events} expected"
+    );
+    Ok(())
+}
+
+fn per_second(count: u64, elapsed: Duration) -> f64 {
+    // Counts stay far below 2^53: the conversion is exact.
+    #[allow(clippy::cast_precision_loss)]
+    let count = count as f64;
+    count / elapsed.as_secs_f64().max(1e-9)
+}
+
+fn report(args: &IngestArgs, m: &Measured) {
+    let value = per_second(args.events, m.grpc);
+    let baseline = per_second(args.events, m.copy);
+    let feed = per_second(args.events, m.feed_only);
+    let ratio = value / baseline;
+    println!(
+        "events: {} ({} tickets planned), chunk {}, in flight {}",
+        args.events,
+        args.feed().tickets,
+        args.chunk,
+        args.in_flight
+    );
+    println!(
+        "client feed alone (generate + build protos): {:.2} s, {feed:.0} events/s",
+        m.feed_only.as_secs_f64()
+    );
+    println!(
+        "gRPC StreamEvents: {:.2} s, {value:.0} events/s",
+        m.grpc.as_secs_f64()
+    );
+    println!(
+        "COPY baseline: {:.2} s, {baseline:.0} rows/s",
+        m.copy.as_secs_f64()
+    );
+    println!("ratio gRPC / COPY: {ratio:.3} (target >= 0.5)");
+    println!(
+        "peak RSS: data-ingestion {:.1} MiB (target < 256 MiB), bench client {:.1} MiB",
+        m.peak_rss_mib, m.client_peak_rss_mib
+    );
+    println!(
+        "RESULT ingest value={value:.0} baseline={baseline:.0} ratio={ratio:.3} peak_rss_mib={:.1}",
+        m.peak_rss_mib
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_is_replaced_in_urls() {
+        assert_eq!(
+            with_database("postgres://u:p@h:5432/postgres", "x").unwrap(),
+            "postgres://u:p@h:5432/x"
+        );
+        assert_eq!(
+            with_database("postgres://h?sslmode=disable", "x").unwrap(),
+            "postgres://h/x?sslmode=disable"
+        );
+        assert!(with_database("sqlite://kpi.db", "x").is_err());
+    }
+
+    #[test]
+    fn chunk_lengths() {
+        assert_eq!(chunk_len(4_500, 2_000, 0), 2_000);
+        assert_eq!(chunk_len(4_500, 2_000, 2), 500);
+        assert_eq!(chunk_len(4_000, 2_000, 2), 0);
+    }
+}

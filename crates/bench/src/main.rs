@@ -1,0 +1,54 @@
+//! `kpi-bench`: benchmarks of the KPI suite.
+//!
+//! `kpi-bench ingest` streams ticket lifecycle events through the
+//! data-ingestion gRPC API (`StreamEvents`) into PostgreSQL, then loads the
+//! same events with `COPY` into a plain table of the event store's columns,
+//! and ends with one line:
+//!
+//! ```text
+//! RESULT ingest value=<events/s> baseline=<copy rows/s> ratio=<value/baseline> peak_rss_mib=<MiB>
+//! ```
+//!
+//! `peak_rss_mib` is the peak resident memory of the data-ingestion process,
+//! which runs as a child process (this binary re-executed with the hidden
+//! `serve-ingestion` sub-command) so it can be measured on its own.
+//!
+//! The database server is named by `KPI_DATABASE_URL` (default: the local
+//! PostgreSQL); the benchmark creates a database of its own there and drops
+//! it at the end.
+#![forbid(unsafe_code)]
+
+mod generator;
+mod ingest;
+mod serve;
+mod wire;
+
+use clap::{Parser, Subcommand};
+
+/// Benchmarks of the KPI suite.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// gRPC stream ingestion into PostgreSQL against a `COPY` baseline.
+    Ingest(ingest::IngestArgs),
+    /// Serves data-ingestion from KPI_* variables (used by `ingest` in a child process).
+    #[command(hide = true)]
+    ServeIngestion,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    match cli.command {
+        Command::Ingest(args) => runtime.block_on(ingest::run(args)),
+        Command::ServeIngestion => runtime.block_on(serve::serve_ingestion()),
+    }
+}

@@ -1,0 +1,75 @@
+//! `kpictl`, the operator CLI of the KPI scorecard suite, as a library so
+//! tests (and later commands) can drive it without a process.
+//!
+//! - [`cli`]: the command line (clap derive): global options and sub-commands.
+//! - [`import`]: `kpictl import`, events from files into data-ingestion.
+//! - [`formats`]: reading JSON Lines and CSV files as streams of events.
+//! - [`summary`]: what an import did, as text or JSON.
+//! - [`progress`]: the progress bar on stderr.
+//! - [`run`] dispatches a parsed command line; [`ExitCode`] is the contract
+//!   with scripts.
+//!
+//! A new command (`up`, `demo`, `report`, …) adds a variant to
+//! [`cli::Command`], a module, and an arm in [`run`].
+
+pub mod cli;
+pub mod formats;
+pub mod import;
+pub mod progress;
+pub mod summary;
+
+use cli::{Cli, Command};
+
+/// Exit codes scripts can trust.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitCode {
+    /// 0: everything was accepted (or was a duplicate).
+    Ok,
+    /// 1: some events were rejected or some lines unreadable.
+    Incomplete,
+    /// 2: usage or file errors; the request was refused.
+    Usage,
+    /// 3: the service cannot be reached, or failed.
+    Unreachable,
+}
+
+impl ExitCode {
+    /// The process exit status.
+    pub fn code(self) -> u8 {
+        match self {
+            ExitCode::Ok => 0,
+            ExitCode::Incomplete => 1,
+            ExitCode::Usage => 2,
+            ExitCode::Unreachable => 3,
+        }
+    }
+}
+
+impl From<ExitCode> for std::process::ExitCode {
+    fn from(code: ExitCode) -> Self {
+        std::process::ExitCode::from(code.code())
+    }
+}
+
+/// Runs a parsed command line and returns its exit code; everything it has
+/// to say is already printed.
+pub async fn run(cli: Cli) -> ExitCode {
+    match &cli.command {
+        Command::Import(args) => import::run(&cli, args).await,
+    }
+}
+
+/// An error and its sources, joined with `: `, skipping repeats: readable
+/// where `Debug` would dump structures.
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(error);
+    while let Some(e) = next {
+        let text = e.to_string();
+        if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = e.source();
+    }
+    parts.join(": ")
+}
