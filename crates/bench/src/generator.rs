@@ -288,18 +288,10 @@ impl Lifecycle<'_> {
         handle_seconds: u32,
     ) -> TicketEvent {
         TicketEvent {
-            ticket_id: self.ticket_id.to_owned(),
-            event_type,
             agent_id: agent_id.map(str::to_owned),
             team_id: team_id.map(str::to_owned),
-            channel: None,
-            category: None,
-            priority: None,
-            customer_id: None,
-            customer_segment: None,
-            is_complaint: false,
-            escalation_level: None,
             handle_seconds,
+            ..TicketEvent::new(self.ticket_id, event_type)
         }
     }
 

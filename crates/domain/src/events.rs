@@ -200,6 +200,26 @@ fn is_zero(v: &u32) -> bool {
     *v == 0
 }
 
+impl TicketEvent {
+    /// An event of `event_type` for `ticket_id` with nothing else set.
+    pub fn new(ticket_id: impl Into<String>, event_type: TicketEventType) -> Self {
+        Self {
+            ticket_id: ticket_id.into(),
+            event_type,
+            agent_id: None,
+            team_id: None,
+            channel: None,
+            category: None,
+            priority: None,
+            customer_id: None,
+            customer_segment: None,
+            is_complaint: false,
+            escalation_level: None,
+            handle_seconds: 0,
+        }
+    }
+}
+
 /// What happened in a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -912,20 +912,7 @@ mod tests {
     }
 
     fn ticket_event(ty: TicketEventType) -> TicketEvent {
-        TicketEvent {
-            ticket_id: "T1".into(),
-            event_type: ty,
-            agent_id: None,
-            team_id: None,
-            channel: None,
-            category: None,
-            priority: None,
-            customer_id: None,
-            customer_segment: None,
-            is_complaint: false,
-            escalation_level: None,
-            handle_seconds: 0,
-        }
+        TicketEvent::new("T1", ty)
     }
 
     /// A ticket event of T1 by an agent (`""` for none) of team `t{n}`.

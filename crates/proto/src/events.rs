@@ -292,20 +292,10 @@ mod tests {
 
     #[test]
     fn a_bare_ticket_leaves_the_options_empty() {
-        let p = convert(dm::Payload::Ticket(dm::TicketEvent {
-            ticket_id: "T1".into(),
-            event_type: dm::TicketEventType::BotHandoff,
-            agent_id: None,
-            team_id: None,
-            channel: None,
-            category: None,
-            priority: None,
-            customer_id: None,
-            customer_segment: None,
-            is_complaint: false,
-            escalation_level: None,
-            handle_seconds: 0,
-        }));
+        let p = convert(dm::Payload::Ticket(dm::TicketEvent::new(
+            "T1",
+            dm::TicketEventType::BotHandoff,
+        )));
         let expected = pb::TicketEvent {
             ticket_id: "T1".into(),
             r#type: pb::TicketEventType::BotHandoff as i32,

@@ -1129,20 +1129,10 @@ mod tests {
             t.is_complaint = false;
             t.handle_seconds = 0;
         }));
-        let want = dm::Payload::Ticket(dm::TicketEvent {
-            ticket_id: s("T-1001"),
-            event_type: dm::TicketEventType::CustomerReply,
-            agent_id: None,
-            team_id: None,
-            channel: None,
-            category: None,
-            priority: None,
-            customer_id: None,
-            customer_segment: None,
-            is_complaint: false,
-            escalation_level: None,
-            handle_seconds: 0,
-        });
+        let want = dm::Payload::Ticket(dm::TicketEvent::new(
+            s("T-1001"),
+            dm::TicketEventType::CustomerReply,
+        ));
         assert_eq!(got, want);
     }
 
