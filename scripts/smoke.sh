@@ -16,10 +16,11 @@ pid=""; ipid=""
 trap 'kill $pid $ipid 2>/dev/null || true; rm -rf "$work"' EXIT
 
 cargo build -q -p indicator-catalog -p data-ingestion
+BIN=${CARGO_TARGET_DIR:-target}/debug
 export KPI_DATABASE_URL="sqlite://$work/kpi.db?mode=rwc"
-KPI_LISTEN_ADDR=$ADDR target/debug/indicator-catalog >"$work/log" 2>&1 &
+KPI_LISTEN_ADDR=$ADDR "$BIN/indicator-catalog" >"$work/log" 2>&1 &
 pid=$!
-KPI_LISTEN_ADDR=$INGEST_ADDR KPI_CATALOG_URL=$URL target/debug/data-ingestion >"$work/ingest.log" 2>&1 &
+KPI_LISTEN_ADDR=$INGEST_ADDR KPI_CATALOG_URL=$URL "$BIN/data-ingestion" >"$work/ingest.log" 2>&1 &
 ipid=$!
 
 call() { "$BUF" curl --protocol grpc --http2-prior-knowledge "$@"; }
