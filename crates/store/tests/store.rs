@@ -1,11 +1,15 @@
 //! Storage against real databases: migrations apply on PostgreSQL and
 //! SQLite, twice without harm, and every fact table has a column per field
-//! of the domain's fact schema.
+//! of the domain's fact schema; written events wait as pending batches
+//! until the projection folds them.
 
+use chrono::{TimeDelta, TimeZone, Utc};
+use kpi_domain::calendar::BusinessCalendar;
+use kpi_domain::events::{Event, Payload, TicketEvent, TicketEventType};
 use kpi_domain::schema::FactType;
-use kpi_store::ingestion::fact_table;
+use kpi_store::ingestion::{Accepted, IngestWriter, fact_table, projection};
 use kpi_testkit::{DbKind, TestDb};
-use sea_orm::{ConnectionTrait, Statement};
+use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
 use sea_orm_migration::MigratorTrait;
 
 async fn migrations_apply_twice_and_match_the_schema(kind: DbKind) {
@@ -50,4 +54,99 @@ async fn migrations_on_sqlite() {
 #[tokio::test]
 async fn migrations_on_postgres() {
     migrations_apply_twice_and_match_the_schema(DbKind::Postgres).await;
+}
+
+fn ticket_event(id: &str, ticket: &str, kind: TicketEventType, minute: i64) -> Accepted {
+    let mut t = TicketEvent::new(ticket, kind);
+    t.agent_id = Some("a1".into());
+    t.customer_id = Some("c1".into());
+    t.category = Some("billing".into());
+    Accepted {
+        index: 0,
+        event: Event {
+            event_id: id.into(),
+            occurred_at: Utc.with_ymd_and_hms(2026, 3, 2, 10, 0, 0).unwrap()
+                + TimeDelta::minutes(minute),
+            payload: Payload::Ticket(t),
+        },
+    }
+}
+
+async fn ticket_facts(conn: &DatabaseConnection) -> i64 {
+    let row = conn
+        .query_one_raw(Statement::from_string(
+            conn.get_database_backend(),
+            format!(
+                "SELECT count(*) AS n FROM \"{}\"",
+                fact_table(FactType::Ticket)
+            ),
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    row.try_get("", "n").unwrap()
+}
+
+/// Acknowledged events wait as pending batches (a crash before projection
+/// loses nothing); projecting folds them once, and a replay adds nothing.
+async fn writes_stay_pending_until_projected(kind: DbKind) {
+    let db = TestDb::new(kind).await.unwrap();
+    let conn = kpi_store::connect(&db.url).await.unwrap();
+    kpi_store::ingestion::Migrator::up(&conn, None)
+        .await
+        .unwrap();
+    let writer = IngestWriter::new(conn.clone());
+    let now = Utc::now();
+    let batch = [
+        ticket_event("e1", "T1", TicketEventType::Created, 0),
+        ticket_event("e2", "T1", TicketEventType::Resolved, 30),
+        ticket_event("e3", "T2", TicketEventType::Created, 5),
+    ];
+    let first = writer.write("acme", &batch, &[], now).await.unwrap();
+    assert_eq!((first.fresh, first.data_version), (3, 1));
+    assert_eq!(ticket_facts(&conn).await, 0, "nothing projected yet");
+    let upto = projection::newest_pending(&conn, "acme").await.unwrap();
+    assert!(upto.is_some());
+    assert_eq!(
+        projection::newest_pending(&conn, "other").await.unwrap(),
+        None
+    );
+
+    // A replay after a timeout: all duplicates, no new batch, same version.
+    let replay = writer.write("acme", &batch, &[], now).await.unwrap();
+    assert_eq!((replay.fresh, replay.duplicates.len()), (0, 3));
+    assert_eq!(replay.data_version, 1);
+    assert_eq!(
+        projection::newest_pending(&conn, "acme").await.unwrap(),
+        upto
+    );
+
+    let calendar = BusinessCalendar::utc_default();
+    let changes = projection::project_pending(&conn, "acme", upto.unwrap(), 8, &calendar, now)
+        .await
+        .unwrap()
+        .expect("one batch was pending");
+    assert_eq!(changes.data_version, 1);
+    assert!(changes.agent_ids.contains("a1"));
+    assert_eq!(ticket_facts(&conn).await, 2);
+    assert_eq!(
+        projection::newest_pending(&conn, "acme").await.unwrap(),
+        None
+    );
+    assert!(
+        projection::project_pending(&conn, "acme", i64::MAX, 8, &calendar, now)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn pending_projection_on_sqlite() {
+    writes_stay_pending_until_projected(DbKind::Sqlite).await;
+}
+
+#[tokio::test]
+async fn pending_projection_on_postgres() {
+    writes_stay_pending_until_projected(DbKind::Postgres).await;
 }

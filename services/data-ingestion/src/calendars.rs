@@ -1,9 +1,9 @@
 //! The tenants' business calendars, from indicator-catalog over gRPC, cached.
-//! Business-hours durations are computed at ingestion with them. A tenant
-//! without a calendar gets Monday–Friday 09:00–18:00 UTC. When the catalog
-//! cannot be reached, a cached copy (even a stale one) serves; with none, the
-//! batch fails UNAVAILABLE so the sender retries rather than storing wrong
-//! business-hours durations.
+//! Business-hours durations are computed with them when events are projected
+//! into facts. A tenant without a calendar gets Monday–Friday 09:00–18:00
+//! UTC. When the catalog cannot be reached, a cached copy (even a stale one)
+//! serves; with none, the projection waits (reads answer UNAVAILABLE) rather
+//! than storing wrong business-hours durations. Intake never needs it.
 
 use std::collections::HashMap;
 use std::sync::Arc;

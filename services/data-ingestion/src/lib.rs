@@ -6,11 +6,14 @@
 //! - [`service`]: the gRPC handlers ([`IngestionApi`]).
 //! - [`convert`]: proto events → domain events, rejecting bad ones with a
 //!   reason code and a field path.
+//! - [`projection`]: stored events folded into facts after the write, and
+//!   the catch-up that gives reads every acknowledged event.
 //! - [`calendars`]: the tenants' business calendars, from indicator-catalog.
 #![forbid(unsafe_code)]
 
 pub mod calendars;
 pub mod convert;
+pub mod projection;
 pub mod service;
 
 use std::net::SocketAddr;
@@ -91,8 +94,12 @@ impl App {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        let projecting = self.api.projection().spawn();
         let routes = tonic::service::Routes::new(grpc_service(self.api));
-        self.listener.serve(routes, shutdown).await?;
+        let served = self.listener.serve(routes, shutdown).await;
+        // Whatever is still pending is projected by the next start or a read.
+        projecting.abort();
+        served?;
         Ok(())
     }
 }

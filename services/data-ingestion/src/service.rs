@@ -20,6 +20,7 @@ use kpi_proto::ingestion::ingestion_service_server::IngestionService;
 use kpi_runtime::{names, status};
 use kpi_store::DatabaseConnection;
 use kpi_store::ingestion::{self as store, Accepted, ChangeSet, IngestWriter, reader};
+use std::sync::Arc;
 use tokio::sync::{broadcast, mpsc};
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::{BroadcastStream, ReceiverStream};
@@ -27,6 +28,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::calendars::Calendars;
 use crate::convert::event_from;
+use crate::projection::Projection;
 
 /// The most events in one call or one stream chunk.
 pub const MAX_BATCH: usize = 5_000;
@@ -34,14 +36,16 @@ pub const MAX_BATCH: usize = 5_000;
 const MAX_MEASURES: usize = 100;
 /// Chunks answered ahead of a slow reader before reading stops.
 const STREAM_WINDOW: usize = 4;
+/// Chunks of one stream written at once: one is validated while the other
+/// is in the database, and answers still go out in order.
+const STREAM_WRITES_IN_FLIGHT: usize = 2;
 
 /// The ingestion service.
 #[derive(Clone)]
 pub struct IngestionApi {
     db: DatabaseConnection,
     writer: IngestWriter,
-    calendars: Calendars,
-    changes: broadcast::Sender<ChangeSet>,
+    projection: Arc<Projection>,
 }
 
 /// The answers for one batch or chunk.
@@ -56,18 +60,22 @@ struct BatchAnswer {
 impl IngestionApi {
     /// The service over a database, with calendars from the catalog.
     pub fn new(db: DatabaseConnection, calendars: Calendars) -> Self {
-        let (changes, _) = broadcast::channel(1024);
         Self {
             writer: IngestWriter::new(db.clone()),
+            projection: Projection::new(db.clone(), calendars),
             db,
-            calendars,
-            changes,
         }
     }
 
-    /// Change notices: one per committed write.
+    /// Change notices: one per projected transaction, after its facts commit.
     pub fn subscribe(&self) -> broadcast::Receiver<ChangeSet> {
-        self.changes.subscribe()
+        self.projection.subscribe()
+    }
+
+    /// The projection of events into facts (its background task is started
+    /// by the [`crate::App`]).
+    pub fn projection(&self) -> &Arc<Projection> {
+        &self.projection
     }
 
     async fn ingest(
@@ -107,23 +115,7 @@ impl IngestionApi {
             }
             results.push(result);
         }
-        let calendar = if accepted.is_empty() {
-            None
-        } else {
-            Some(self.calendars.get(tenant).await?)
-        };
-        let default_calendar;
-        let calendar = match &calendar {
-            Some(c) => c.as_ref(),
-            None => {
-                default_calendar = kpi_domain::calendar::BusinessCalendar::utc_default();
-                &default_calendar
-            }
-        };
-        let outcome = self
-            .writer
-            .write(tenant, &accepted, &reasons, calendar, now)
-            .await?;
+        let outcome = self.writer.write(tenant, &accepted, &reasons, now).await?;
         let duplicates: BTreeSet<usize> = outcome.duplicates.iter().copied().collect();
         for a in &accepted {
             results[a.index].outcome = if duplicates.contains(&a.index) {
@@ -132,17 +124,16 @@ impl IngestionApi {
                 pb::EventOutcome::Accepted
             } as i32;
         }
-        let fresh = accepted.len() - duplicates.len();
+        let fresh = outcome.fresh;
         if fresh > 0 {
-            // Nobody listening is fine: notices are for whoever caches.
-            let _ = self.changes.send(outcome.changes.clone());
+            self.projection.wake();
         }
         Ok(BatchAnswer {
             results,
             accepted: fresh as i32,
             duplicates: duplicates.len() as i32,
             rejected: reasons.len() as i32,
-            data_version: outcome.changes.data_version,
+            data_version: outcome.data_version,
         })
     }
 }
@@ -267,28 +258,33 @@ impl IngestionService for IngestionApi {
         &self,
         request: Request<Streaming<pb::StreamEventsRequest>>,
     ) -> Result<Response<Self::StreamEventsStream>, Status> {
-        let mut inbound = request.into_inner();
+        let inbound = request.into_inner();
         let (tx, rx) = mpsc::channel(STREAM_WINDOW);
         let api = self.clone();
         tokio::spawn(async move {
             let mut tenant: Option<String> = None;
-            while let Some(chunk) = inbound.next().await {
-                let answer = match chunk {
-                    Err(status) => Err(status),
-                    Ok(chunk) => match stream_tenant(&mut tenant, &chunk.parent) {
-                        Err(status) => Err(status),
-                        Ok(t) => api.ingest(&t, &chunk.events, "events").await.map(|a| {
-                            pb::StreamEventsResponse {
-                                sequence: chunk.sequence,
-                                results: a.results,
-                                accepted: a.accepted,
-                                duplicates: a.duplicates,
-                                rejected: a.rejected,
-                                data_version: a.data_version,
-                            }
-                        }),
-                    },
-                };
+            // Each chunk becomes a write, checked in arrival order; writes
+            // overlap, their answers keep the order of the chunks.
+            let writes = futures::StreamExt::map(inbound, move |chunk| {
+                let api = api.clone();
+                let checked = chunk.and_then(|chunk| {
+                    stream_tenant(&mut tenant, &chunk.parent).map(|t| (t, chunk))
+                });
+                async move {
+                    let (tenant, chunk) = checked?;
+                    let a = api.ingest(&tenant, &chunk.events, "events").await?;
+                    Ok(pb::StreamEventsResponse {
+                        sequence: chunk.sequence,
+                        results: a.results,
+                        accepted: a.accepted,
+                        duplicates: a.duplicates,
+                        rejected: a.rejected,
+                        data_version: a.data_version,
+                    })
+                }
+            });
+            let mut answers = futures::StreamExt::buffered(writes, STREAM_WRITES_IN_FLIGHT);
+            while let Some(answer) = futures::StreamExt::next(&mut answers).await {
                 let failed = answer.is_err();
                 // A reader that went away ends the stream; an error ends it too.
                 if tx.send(answer).await.is_err() || failed {
@@ -323,9 +319,11 @@ impl IngestionService for IngestionApi {
         if !p.0.is_empty() {
             return Err(invalid(p.0));
         }
-        // The version is read first: values may be newer than it, never older,
-        // so a cache keyed by it can never hold stale numbers.
+        // The version is read first, then every write it counts is projected:
+        // values may be newer than it, never older, so a cache keyed by it
+        // can never hold stale numbers.
         let (data_version, watermark) = reader::data_version(&self.db, &tenant).await?;
+        self.projection.catch_up(&tenant).await?;
         let mut results = Vec::with_capacity(measures.len());
         for (q, m) in req.measures.iter().zip(measures.into_iter().flatten()) {
             let (measure, attribution, time_basis) = m;
@@ -369,6 +367,7 @@ impl IngestionService for IngestionApi {
     ) -> Result<Response<pb::ListFactsResponse>, Status> {
         let req = request.into_inner();
         let tenant = names::parse_parent("parent", &req.parent)?;
+        self.projection.catch_up(&tenant).await?;
         let (start, end) = window(&req.start_time, &req.end_time)?;
         let mut p = Problems::default();
         let fact_type = convert::fact_type_from(req.fact_type, "fact_type", &mut p);
@@ -456,6 +455,7 @@ impl IngestionService for IngestionApi {
     ) -> Result<Response<pb::GetDataQualityResponse>, Status> {
         let req = request.into_inner();
         let tenant = names::parse_parent("parent", &req.parent)?;
+        self.projection.catch_up(&tenant).await?;
         let (start, end) = window(&req.start_time, &req.end_time)?;
         let counts = reader::outcome_counts(&self.db, &tenant, start, end).await?;
         let (findings, examples) = reader::findings(&self.db, &tenant, start, end, 100).await?;
@@ -534,16 +534,18 @@ impl IngestionService for IngestionApi {
             Some(names::parse_parent("parent", &parent)?)
         };
         let stream =
-            BroadcastStream::new(self.changes.subscribe()).filter_map(move |notice| match notice {
-                Ok(c) if tenant.as_ref().is_none_or(|t| *t == c.tenant) => {
-                    Some(Ok(to_change_notice(&c)))
-                }
-                Ok(_) => None,
-                // A watcher too slow to keep up learns that it missed notices.
-                Err(_) => Some(Err(Status::data_loss(
-                    "change notices were missed; treat every cached value as stale",
-                ))),
-            });
+            BroadcastStream::new(self.projection.subscribe()).filter_map(
+                move |notice| match notice {
+                    Ok(c) if tenant.as_ref().is_none_or(|t| *t == c.tenant) => {
+                        Some(Ok(to_change_notice(&c)))
+                    }
+                    Ok(_) => None,
+                    // A watcher too slow to keep up learns that it missed notices.
+                    Err(_) => Some(Err(Status::data_loss(
+                        "change notices were missed; treat every cached value as stale",
+                    ))),
+                },
+            );
         Ok(Response::new(Box::pin(stream)))
     }
 
@@ -553,6 +555,7 @@ impl IngestionService for IngestionApi {
     ) -> Result<Response<pb::ListAgentsResponse>, Status> {
         let req = request.into_inner();
         let tenant = names::parse_parent("parent", &req.parent)?;
+        self.projection.catch_up(&tenant).await?;
         let at = match &req.as_of {
             Some(_) => instant("as_of", &req.as_of)?,
             None => Utc::now(),
@@ -626,6 +629,7 @@ impl IngestionService for IngestionApi {
     ) -> Result<Response<pb::ListTeamsResponse>, Status> {
         let req = request.into_inner();
         let tenant = names::parse_parent("parent", &req.parent)?;
+        self.projection.catch_up(&tenant).await?;
         let size = names::page_size("page_size", req.page_size, 100, 1_000)? as usize;
         let after = names::decode_page_token("page_token", &req.page_token)?;
         let mut teams: Vec<pb::Team> = reader::teams(&self.db, &tenant)

@@ -84,6 +84,7 @@ on_both_databases!(
     roster_changes_move_facts_between_teams,
     streams_answer_each_chunk_and_notices_follow_writes,
     data_quality_counts_outcomes_orphans_and_suspicious_facts,
+    intake_goes_on_while_the_catalog_is_away,
 );
 
 fn ts(s: &str) -> prost_types::Timestamp {
@@ -1043,4 +1044,62 @@ async fn data_quality_counts_outcomes_orphans_and_suspicious_facts(kind: DbKind)
     );
     assert!(q.examples.iter().any(|e| e.fact_id == "R9"));
     h.stop().await;
+}
+
+/// Intake needs only the database: with the catalog (and so the calendar)
+/// away, events are still acknowledged; reads answer UNAVAILABLE rather than
+/// facts without business hours; once the catalog is back, the facts hold
+/// every acknowledged event.
+async fn intake_goes_on_while_the_catalog_is_away(kind: DbKind) {
+    let db = TestDb::new(kind).await.unwrap();
+    let catalog_settings = kpi_testkit::settings(ServiceKind::Catalog, &db.url);
+    let catalog_app = indicator_catalog::App::build(&catalog_settings)
+        .await
+        .unwrap();
+    let catalog_addr = catalog_app.local_addr().unwrap();
+    let catalog_server = RunningServer::spawn(catalog_addr, |s| catalog_app.run_until_stopped(s));
+    let mut settings = kpi_testkit::settings(ServiceKind::Ingestion, &db.url);
+    settings.catalog_url = catalog_server.endpoint();
+    catalog_server.stop().await.unwrap();
+
+    let app = data_ingestion::App::build(&settings).await.unwrap();
+    let addr = app.local_addr().unwrap();
+    let server = RunningServer::spawn(addr, |s| app.run_until_stopped(s));
+    let mut client = IngestionServiceClient::connect(server.endpoint())
+        .await
+        .unwrap();
+    let events = lifecycles(4);
+    let answer = ingest(&mut client, "acme", events.clone()).await;
+    assert_eq!(answer.accepted as usize, events.len());
+    let away = client
+        .list_facts(pb::ListFactsRequest {
+            parent: "tenants/acme".into(),
+            fact_type: cpb::FactType::Ticket as i32,
+            start_time: Some(ts(OCT.0)),
+            end_time: Some(ts(OCT.1)),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(away.code(), tonic::Code::Unavailable, "{away:?}");
+
+    // The catalog comes back at the same address.
+    let mut back_settings = catalog_settings.clone();
+    back_settings.listen_addr = catalog_addr;
+    let catalog_app = indicator_catalog::App::build(&back_settings).await.unwrap();
+    let catalog_server = RunningServer::spawn(catalog_addr, |s| catalog_app.run_until_stopped(s));
+    let facts = all_ticket_facts(&mut client, "acme").await;
+    assert_eq!(facts.len(), 4);
+    let v = measures(
+        &mut client,
+        "acme",
+        pb::GroupBy::Tenant,
+        OCT.0,
+        OCT.1,
+        vec![query("resolved", count("", "first_resolved_at"))],
+    )
+    .await;
+    assert_eq!(v["resolved"].values().next().unwrap().1, 4);
+    server.stop().await.unwrap();
+    catalog_server.stop().await.unwrap();
 }

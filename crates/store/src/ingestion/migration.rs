@@ -17,7 +17,10 @@ impl MigratorTrait for Migrator {
     }
 
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(CreateIngestionTables)]
+        vec![
+            Box::new(CreateIngestionTables),
+            Box::new(CreatePendingBatches),
+        ]
     }
 }
 
@@ -28,6 +31,60 @@ pub fn fact_table(fact_type: FactType) -> String {
 
 #[derive(DeriveMigrationName)]
 struct CreateIngestionTables;
+
+/// The projection's queue: batches written but not yet folded into facts.
+struct CreatePendingBatches;
+
+impl MigrationName for CreatePendingBatches {
+    fn name(&self) -> &str {
+        "m0002_pending_batches"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for CreatePendingBatches {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table(Alias::new("ing_pending"))
+                    .if_not_exists()
+                    .col(
+                        col("id")
+                            .big_integer()
+                            .not_null()
+                            .auto_increment()
+                            .primary_key(),
+                    )
+                    .col(text("tenant"))
+                    .col(text("touched"))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("ing_pending_tenant_id")
+                    .table(Alias::new("ing_pending"))
+                    .col(Alias::new("tenant"))
+                    .col(Alias::new("id"))
+                    .if_not_exists()
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_table(
+                Table::drop()
+                    .table(Alias::new("ing_pending"))
+                    .if_exists()
+                    .to_owned(),
+            )
+            .await
+    }
+}
 
 fn col(name: &str) -> ColumnDef {
     ColumnDef::new(Alias::new(name))

@@ -4,7 +4,9 @@
 //! versions.
 //!
 //! - `migration`: the tables, generated from the fact schema.
-//! - [`writer`]: a batch of events in one transaction, facts folded again.
+//! - [`writer`]: a batch of events in one transaction, with a pending batch for the projection.
+//! - [`projection`]: pending batches folded into facts, one tenant at a time.
+//! - [`copy`]: event store rows in `COPY` text format.
 //! - `analyze`: fresh planner statistics as the tables grow (PostgreSQL).
 //! - [`reader`]: data versions, audit counts, data-quality findings, roster.
 //!
@@ -16,10 +18,13 @@
 //!   variants of durations in `<field>_bh`;
 //! - `ing_ticket_contributors(tenant, ticket_id, agent_id, share)`;
 //! - `ing_roster(tenant, agent_id, interval_no, valid_from, valid_until, team_id, role, hired_on, active, display_name)`;
-//! - `ing_teams`, `ing_audit`, `ing_data_versions`.
+//! - `ing_teams`, `ing_audit`, `ing_data_versions`;
+//! - `ing_pending(id, tenant, touched)`: batches written but not yet projected.
 
 mod analyze;
+pub mod copy;
 mod migration;
+pub mod projection;
 mod query;
 pub mod reader;
 mod rows;

@@ -1,30 +1,34 @@
 //! The write path: a batch of validated events in one transaction.
 //!
-//! 1. Events go into the event store, sorted by id, with `ON CONFLICT DO
-//!    NOTHING RETURNING`: what comes back is new, the rest are duplicates
-//!    (a replay, a retry after a timeout, or a concurrent identical batch,
-//!    which waits on the unique key and then finds the event there).
-//! 2. The entities the new events touch are locked (PostgreSQL advisory
-//!    transaction locks, taken in sorted order; SQLite has one writer anyway),
-//!    so that no two transactions fold the same ticket from different views.
-//! 3. Every touched entity is folded again from ALL its stored events, so the
-//!    facts are the same whatever order the events arrived in; what depends
-//!    on other entities follows (a survey's agent from its ticket, FCR's gap
-//!    to the customer's next ticket on the same category, under group locks).
-//! 4. The tenant's data version moves on and the audit counters count.
+//! 1. Repeats inside the batch are duplicates of their first occurrence.
+//! 2. New events go into the event store. On PostgreSQL the ids already
+//!    stored are looked up first and the rest are loaded with `COPY`, the
+//!    fastest way in; a concurrent identical batch that commits first makes
+//!    the `COPY` fail on the unique key, and the batch is retried, finding
+//!    those events stored. On SQLite (one writer at a time) an `INSERT … ON
+//!    CONFLICT DO NOTHING RETURNING` tells new from stored.
+//! 3. A pending batch records which entities the new events touched; the
+//!    projection ([`super::projection`]) folds them into facts after the
+//!    commit, so intake runs at the speed of the event store.
+//! 4. The tenant's data version moves on (only for new events: a replay
+//!    changes nothing) and the audit counters count.
+//!
+//! Either all of it is committed or none of it, so an acknowledged event is
+//! stored and will be projected, and a retry of an unacknowledged batch is
+//! safe.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
-use kpi_domain::calendar::BusinessCalendar;
-use kpi_domain::events::{Event, Payload};
-use kpi_domain::facts::{self, FactRow, FactValue};
-use kpi_domain::schema::FactType;
+use kpi_domain::events::Event;
+use sea_orm::sqlx::{self, PgPool, Postgres};
 use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement, TransactionTrait, Value,
+    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, RuntimeErr, Statement, TransactionTrait,
+    Value,
 };
 
-use super::rows::{delete_facts_where, load_facts_where, upsert_facts};
+use super::copy::{EVENT_COLUMNS, append_copy_row};
+use super::projection::Touched;
 use super::sql::{MAX_PARAMS, Placeholders, micros};
 use crate::StoreError;
 
@@ -37,16 +41,16 @@ pub struct Accepted {
     pub event: Event,
 }
 
-/// What a committed batch changed, for whoever caches derived data.
+/// What a projection changed, for whoever caches derived data.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ChangeSet {
     /// The tenant.
     pub tenant: String,
-    /// The tenant's data version after the batch.
+    /// The tenant's data version when the facts were written.
     pub data_version: i64,
-    /// The earliest fact time touched.
+    /// The earliest event time touched.
     pub start: Option<DateTime<Utc>>,
-    /// The latest fact time touched.
+    /// The latest event time touched.
     pub end: Option<DateTime<Utc>>,
     /// Agents whose facts or roster changed.
     pub agent_ids: BTreeSet<String>,
@@ -59,15 +63,10 @@ pub struct ChangeSet {
 pub struct WriteOutcome {
     /// Indexes of the events that were already stored (or repeated in the batch).
     pub duplicates: Vec<usize>,
-    /// What changed; `data_version` is the version after the batch.
-    pub changes: ChangeSet,
-}
-
-/// A rejected event, for the audit counters.
-#[derive(Debug, Clone)]
-pub struct RejectedCount<'a> {
-    /// The reason code.
-    pub reason: &'a str,
+    /// How many events were new.
+    pub fresh: usize,
+    /// The tenant's data version after the batch.
+    pub data_version: i64,
 }
 
 /// Writes batches of events.
@@ -77,7 +76,62 @@ pub struct IngestWriter {
     analyzer: std::sync::Arc<super::analyze::Analyzer>,
 }
 
-const DEADLOCK_RETRIES: usize = 5;
+/// Attempts at a batch that lost a race (a deadlock, or a concurrent
+/// identical batch committing first).
+const WRITE_ATTEMPTS: usize = 5;
+
+/// A batch ready to store: repeats inside it set apart, candidates sorted by id.
+struct Batch<'a> {
+    tenant: &'a str,
+    candidates: Vec<&'a Accepted>,
+    repeats: Vec<usize>,
+    now: DateTime<Utc>,
+}
+
+impl<'a> Batch<'a> {
+    fn new(tenant: &'a str, accepted: &'a [Accepted], now: DateTime<Utc>) -> Self {
+        let mut first: BTreeMap<&str, &Accepted> = BTreeMap::new();
+        let mut repeats = Vec::new();
+        for a in accepted {
+            if first.contains_key(a.event.event_id.as_str()) {
+                repeats.push(a.index);
+            } else {
+                first.insert(&a.event.event_id, a);
+            }
+        }
+        Batch {
+            tenant,
+            // Sorted by id (the map's order): concurrent batches meet keys in one order.
+            candidates: first.into_values().collect(),
+            repeats,
+            now,
+        }
+    }
+}
+
+/// What the event store said of a batch's candidates.
+struct Stored<'a> {
+    fresh: Vec<&'a Event>,
+    duplicates: Vec<usize>,
+}
+
+impl<'a> Stored<'a> {
+    /// Splits the candidates into new (`is_new`) and already stored.
+    fn split(batch: &Batch<'a>, is_new: impl Fn(&str) -> bool) -> Self {
+        let mut stored = Stored {
+            fresh: Vec::with_capacity(batch.candidates.len()),
+            duplicates: batch.repeats.clone(),
+        };
+        for a in &batch.candidates {
+            if is_new(&a.event.event_id) {
+                stored.fresh.push(&a.event);
+            } else {
+                stored.duplicates.push(a.index);
+            }
+        }
+        stored
+    }
+}
 
 impl IngestWriter {
     /// A writer over `db`.
@@ -88,106 +142,172 @@ impl IngestWriter {
         }
     }
 
-    /// Stores a batch: the accepted events, and audit counts for the
-    /// rejected ones. Retried as a whole if PostgreSQL picks it as a deadlock
-    /// victim; either everything is committed or nothing is.
+    /// Stores a batch: the accepted events, a pending batch for the
+    /// projection, and audit counts for the rejected ones. Retried as a
+    /// whole when it loses a race; either everything is committed or nothing.
     pub async fn write(
         &self,
         tenant: &str,
         accepted: &[Accepted],
         rejected_reasons: &[&str],
-        calendar: &BusinessCalendar,
         now: DateTime<Utc>,
     ) -> Result<WriteOutcome, StoreError> {
+        let batch = Batch::new(tenant, accepted, now);
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match self
-                .write_once(tenant, accepted, rejected_reasons, calendar, now)
-                .await
-            {
-                Ok(outcome) => {
-                    let fresh = accepted.len().saturating_sub(outcome.duplicates.len());
-                    self.analyzer.note(&self.db, fresh as u64);
+            let result = match self.db.get_database_backend() {
+                DbBackend::Postgres => {
+                    write_postgres(
+                        self.db.get_postgres_connection_pool(),
+                        &batch,
+                        rejected_reasons,
+                    )
+                    .await
+                }
+                _ => write_portable(&self.db, &batch, rejected_reasons).await,
+            };
+            match result {
+                Ok(mut outcome) => {
+                    self.analyzer.note(&self.db, outcome.fresh as u64);
+                    outcome.duplicates.sort_unstable();
                     return Ok(outcome);
                 }
-                Err(StoreError::Database(e)) if attempt < DEADLOCK_RETRIES && is_retryable(&e) => {
+                Err(StoreError::Database(e)) if attempt < WRITE_ATTEMPTS && lost_race(&e) => {
                     tracing::debug!(tenant, attempt, error = %e, "ingest transaction retried");
                 }
                 other => return other,
             }
         }
     }
-
-    async fn write_once(
-        &self,
-        tenant: &str,
-        accepted: &[Accepted],
-        rejected_reasons: &[&str],
-        calendar: &BusinessCalendar,
-        now: DateTime<Utc>,
-    ) -> Result<WriteOutcome, StoreError> {
-        let txn = self.db.begin().await?;
-        let (fresh, mut duplicates) = insert_events(&txn, tenant, accepted, now).await?;
-        let mut changes = ChangeSet {
-            tenant: tenant.to_string(),
-            ..ChangeSet::default()
-        };
-        if !fresh.is_empty() {
-            lock(&txn, tenant, entity_lock_keys(&fresh)).await?;
-            refold(&txn, tenant, &fresh, calendar, now, &mut changes).await?;
-        }
-        // Only new events move the version on: a replay changes nothing.
-        changes.data_version = if fresh.is_empty() {
-            super::reader::data_version(&txn, tenant).await?.0
-        } else {
-            bump_version(&txn, tenant, now).await?
-        };
-        count_outcomes(
-            &txn,
-            tenant,
-            now,
-            fresh.len(),
-            duplicates.len(),
-            rejected_reasons,
-        )
-        .await?;
-        txn.commit().await?;
-        duplicates.sort_unstable();
-        Ok(WriteOutcome {
-            duplicates,
-            changes,
-        })
-    }
 }
 
-fn is_retryable(e: &DbErr) -> bool {
+/// Whether a failed transaction lost a race and may simply be run again.
+fn lost_race(e: &DbErr) -> bool {
     let text = e.to_string();
-    text.contains("deadlock detected") || text.contains("could not serialize")
+    text.contains("deadlock detected")
+        || text.contains("could not serialize")
+        || text.contains("duplicate key value violates unique constraint")
 }
 
-/// Inserts the events; returns the new ones and the indexes of duplicates.
-async fn insert_events<'a>(
-    db: &impl ConnectionTrait,
-    tenant: &str,
-    accepted: &'a [Accepted],
-    now: DateTime<Utc>,
-) -> Result<(Vec<&'a Event>, Vec<usize>), StoreError> {
-    // Repeats inside the batch are duplicates of their first occurrence.
-    let mut first: BTreeMap<&str, &Accepted> = BTreeMap::new();
-    let mut duplicates = Vec::new();
-    for a in accepted {
-        if first.contains_key(a.event.event_id.as_str()) {
-            duplicates.push(a.index);
-        } else {
-            first.insert(&a.event.event_id, a);
+/// PostgreSQL: `COPY` for the new events, on one sqlx transaction.
+async fn write_postgres(
+    pool: &PgPool,
+    batch: &Batch<'_>,
+    rejected: &[&str],
+) -> Result<WriteOutcome, StoreError> {
+    let mut tx = pool.begin().await.map_err(sqlx_err)?;
+    let ids: Vec<&str> = batch
+        .candidates
+        .iter()
+        .map(|a| a.event.event_id.as_str())
+        .collect();
+    let existing: BTreeSet<String> = sqlx::query_scalar(
+        "SELECT \"event_id\" FROM \"ing_events\" WHERE \"tenant\" = $1 AND \"event_id\" = ANY($2)",
+    )
+    .bind(batch.tenant)
+    .bind(&ids)
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(sqlx_err)?
+    .into_iter()
+    .collect();
+    let stored = Stored::split(batch, |id| !existing.contains(id));
+    if !stored.fresh.is_empty() {
+        let rows = copy_rows(batch, &stored.fresh)?;
+        let mut copy = tx
+            .copy_in_raw(&format!(
+                "COPY \"ing_events\" ({EVENT_COLUMNS}) FROM STDIN (FORMAT text)"
+            ))
+            .await
+            .map_err(sqlx_err)?;
+        if let Err(e) = copy.send(rows.into_bytes()).await {
+            let _ = copy.abort("the batch failed").await;
+            return Err(sqlx_err(e));
+        }
+        copy.finish().await.map_err(sqlx_err)?;
+    }
+    let statements = after_events(DbBackend::Postgres, batch, &stored, rejected)?;
+    let mut data_version = None;
+    for statement in &statements {
+        let rows = bind(statement)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(sqlx_err)?;
+        if let Some(row) = rows.first() {
+            use sqlx::Row as _;
+            data_version = row.try_get::<i64, _>("version").ok().or(data_version);
         }
     }
-    // Sorted by id (the map's order), so concurrent batches lock keys in one order.
-    let candidates: Vec<&Accepted> = first.into_values().collect();
+    let data_version = match data_version {
+        Some(v) => v,
+        None => sqlx::query_scalar(
+            "SELECT \"version\" FROM \"ing_data_versions\" WHERE \"tenant\" = $1",
+        )
+        .bind(batch.tenant)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(sqlx_err)?
+        .unwrap_or(0),
+    };
+    tx.commit().await.map_err(sqlx_err)?;
+    Ok(WriteOutcome {
+        fresh: stored.fresh.len(),
+        duplicates: stored.duplicates,
+        data_version,
+    })
+}
+
+/// The new events as `COPY` text.
+fn copy_rows(batch: &Batch<'_>, fresh: &[&Event]) -> Result<String, StoreError> {
+    let mut rows = String::with_capacity(fresh.len() * 512);
+    let ingested_at = micros(batch.now);
+    for event in fresh {
+        append_copy_row(&mut rows, batch.tenant, event, ingested_at).map_err(|e| {
+            StoreError::Corrupt {
+                what: event.event_id.clone(),
+                reason: e.to_string(),
+            }
+        })?;
+    }
+    Ok(rows)
+}
+
+/// Any backend through sea-orm (SQLite, the embedded default).
+async fn write_portable(
+    db: &DatabaseConnection,
+    batch: &Batch<'_>,
+    rejected: &[&str],
+) -> Result<WriteOutcome, StoreError> {
+    let txn = db.begin().await?;
+    let inserted = insert_events(&txn, batch).await?;
+    let stored = Stored::split(batch, |id| inserted.contains(id));
+    let mut data_version = None;
+    for statement in after_events(txn.get_database_backend(), batch, &stored, rejected)? {
+        if let Some(row) = txn.query_one_raw(statement).await? {
+            data_version = row.try_get::<i64>("", "version").ok().or(data_version);
+        }
+    }
+    let data_version = match data_version {
+        Some(v) => v,
+        None => super::reader::data_version(&txn, batch.tenant).await?.0,
+    };
+    txn.commit().await?;
+    Ok(WriteOutcome {
+        fresh: stored.fresh.len(),
+        duplicates: stored.duplicates,
+        data_version,
+    })
+}
+
+/// Inserts the candidates; returns the ids that were new.
+async fn insert_events(
+    db: &impl ConnectionTrait,
+    batch: &Batch<'_>,
+) -> Result<BTreeSet<String>, StoreError> {
     let backend = db.get_database_backend();
     let mut inserted: BTreeSet<String> = BTreeSet::new();
-    for chunk in candidates.chunks(MAX_PARAMS / 7) {
+    for chunk in batch.candidates.chunks(MAX_PARAMS / 7) {
         let mut p = Placeholders::new(backend);
         let mut values = Vec::with_capacity(chunk.len() * 7);
         let mut tuples = Vec::with_capacity(chunk.len());
@@ -197,19 +317,19 @@ async fn insert_events<'a>(
                 reason: e.to_string(),
             })?;
             values.extend([
-                Value::String(Some(tenant.to_string())),
+                Value::String(Some(batch.tenant.to_string())),
                 Value::String(Some(a.event.event_id.clone())),
                 Value::String(Some(a.event.payload.kind().to_string())),
                 Value::String(Some(a.event.payload.entity_id().to_string())),
                 Value::BigInt(Some(micros(a.event.occurred_at))),
-                Value::BigInt(Some(micros(now))),
+                Value::BigInt(Some(micros(batch.now))),
                 Value::String(Some(payload)),
             ]);
             tuples.push(p.tuple(7));
         }
         let sql = format!(
-            "INSERT INTO \"ing_events\" (\"tenant\", \"event_id\", \"kind\", \"entity_id\", \"occurred_at\", \"ingested_at\", \"payload\") \
-             VALUES {} ON CONFLICT (\"tenant\", \"event_id\") DO NOTHING RETURNING \"event_id\"",
+            "INSERT INTO \"ing_events\" ({EVENT_COLUMNS}) VALUES {} \
+             ON CONFLICT (\"tenant\", \"event_id\") DO NOTHING RETURNING \"event_id\"",
             tuples.join(", ")
         );
         for row in db
@@ -219,557 +339,97 @@ async fn insert_events<'a>(
             inserted.insert(row.try_get::<String>("", "event_id")?);
         }
     }
-    let mut fresh = Vec::with_capacity(inserted.len());
-    for a in candidates {
-        if inserted.contains(&a.event.event_id) {
-            fresh.push(&a.event);
-        } else {
-            duplicates.push(a.index);
-        }
+    Ok(inserted)
+}
+
+/// The statements that follow the events, the same on every backend: the
+/// pending batch and the version bump (when something was new) and the
+/// audit counters. The version bump answers with the new version.
+fn after_events(
+    backend: DbBackend,
+    batch: &Batch<'_>,
+    stored: &Stored<'_>,
+    rejected: &[&str],
+) -> Result<Vec<Statement>, StoreError> {
+    let mut statements = Vec::new();
+    if !stored.fresh.is_empty() {
+        statements.push(pending_batch(backend, batch.tenant, &stored.fresh)?);
+        statements.push(bump_version(backend, batch.tenant, batch.now));
     }
-    Ok((fresh, duplicates))
+    statements.extend(count_outcomes(
+        backend,
+        batch.tenant,
+        batch.now,
+        stored.fresh.len(),
+        stored.duplicates.len(),
+        rejected,
+    ));
+    Ok(statements)
 }
 
-/// The lock keys of the entities new events touch (a survey also locks its
-/// ticket, whose agent it takes).
-fn entity_lock_keys(fresh: &[&Event]) -> BTreeSet<String> {
-    let mut keys = BTreeSet::new();
-    for e in fresh {
-        keys.insert(format!("{}:{}", e.payload.kind(), e.payload.entity_id()));
-        if let Payload::Survey(s) = &e.payload
-            && let Some(ticket) = &s.ticket_id
-        {
-            keys.insert(format!("ticket:{ticket}"));
-        }
-    }
-    keys
-}
-
-/// A stable 64-bit key for a lock name (FNV-1a), the same in every process.
-fn lock_key(tenant: &str, name: &str) -> i64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in tenant.bytes().chain([0u8]).chain(name.bytes()) {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    hash as i64
-}
-
-/// Takes PostgreSQL advisory transaction locks on `names`, in key order.
-async fn lock(
-    db: &impl ConnectionTrait,
-    tenant: &str,
-    names: BTreeSet<String>,
-) -> Result<(), DbErr> {
-    if db.get_database_backend() != DbBackend::Postgres || names.is_empty() {
-        return Ok(());
-    }
-    let mut keys: Vec<i64> = names.iter().map(|n| lock_key(tenant, n)).collect();
-    keys.sort_unstable();
-    keys.dedup();
-    for chunk in keys.chunks(MAX_PARAMS) {
-        let mut p = Placeholders::new(DbBackend::Postgres);
-        let rows: Vec<String> = chunk
-            .iter()
-            .map(|_| format!("({}::bigint)", p.next()))
-            .collect();
-        let sql = format!(
-            "SELECT pg_advisory_xact_lock(k) FROM (VALUES {}) AS l(k) ORDER BY k",
-            rows.join(", ")
-        );
-        let values: Vec<Value> = chunk.iter().map(|k| Value::BigInt(Some(*k))).collect();
-        db.query_all_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            sql,
-            values,
-        ))
-        .await?;
-    }
-    Ok(())
-}
-
-/// Loads every stored event of these entities, grouped by entity id.
-async fn load_events(
-    db: &impl ConnectionTrait,
-    tenant: &str,
-    kind: &str,
-    ids: &BTreeSet<String>,
-) -> Result<BTreeMap<String, Vec<Event>>, StoreError> {
-    let backend = db.get_database_backend();
-    let ids: Vec<&String> = ids.iter().collect();
-    let mut out: BTreeMap<String, Vec<Event>> = BTreeMap::new();
-    for chunk in ids.chunks(MAX_PARAMS - 2) {
-        let mut p = Placeholders::new(backend);
-        let (t, k) = (p.next(), p.next());
-        let list = p.tuple(chunk.len());
-        let sql = format!(
-            "SELECT \"entity_id\", \"payload\" FROM \"ing_events\" WHERE \"tenant\" = {t} AND \"kind\" = {k} AND \"entity_id\" IN {list}"
-        );
-        let mut values = vec![
-            Value::String(Some(tenant.to_string())),
-            Value::String(Some(kind.to_string())),
-        ];
-        values.extend(chunk.iter().map(|id| Value::String(Some((*id).clone()))));
-        for row in db
-            .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
-            .await?
-        {
-            let entity: String = row.try_get("", "entity_id")?;
-            let payload: String = row.try_get("", "payload")?;
-            let event: Event = serde_json::from_str(&payload).map_err(|e| StoreError::Corrupt {
-                what: format!("event of {kind} {entity}"),
-                reason: e.to_string(),
-            })?;
-            out.entry(entity).or_default().push(event);
-        }
-    }
-    Ok(out)
-}
-
-fn refs(events: &[Event]) -> Vec<&Event> {
-    events.iter().collect()
-}
-
-fn touched(fresh: &[&Event], kind: &str) -> BTreeSet<String> {
-    fresh
-        .iter()
-        .filter(|e| e.payload.kind() == kind)
-        .map(|e| e.payload.entity_id().to_string())
-        .collect()
-}
-
-fn text(row: &FactRow, field: &str) -> Option<String> {
-    match row.get(field) {
-        FactValue::Text(s) if !s.is_empty() => Some(s.clone()),
-        _ => None,
-    }
-}
-
-/// Notes the agents, teams and times of rows written.
-fn note_rows(changes: &mut ChangeSet, rows: &[FactRow]) {
-    for row in rows {
-        for field in ["agent_id", "first_responder_id"] {
-            if let Some(a) = text(row, field) {
-                changes.agent_ids.insert(a);
-            }
-        }
-        for field in ["team_id", "first_responder_team_id"] {
-            if let Some(t) = text(row, field) {
-                changes.team_ids.insert(t);
-            }
-        }
-        if let FactValue::Time(t) = row.get(row.fact_type.schema().default_time_field) {
-            changes.start = Some(changes.start.map_or(*t, |s| s.min(*t)));
-            changes.end = Some(changes.end.map_or(*t, |e| e.max(*t)));
-        }
-    }
-}
-
-/// Folds every touched entity again from all its events and writes the facts.
-async fn refold(
-    db: &impl ConnectionTrait,
+/// Records what the new events touched, for the projection.
+fn pending_batch(
+    backend: DbBackend,
     tenant: &str,
     fresh: &[&Event],
-    calendar: &BusinessCalendar,
-    now: DateTime<Utc>,
-    changes: &mut ChangeSet,
-) -> Result<(), StoreError> {
-    for e in fresh {
-        changes.start = Some(
-            changes
-                .start
-                .map_or(e.occurred_at, |s| s.min(e.occurred_at)),
-        );
-        changes.end = Some(changes.end.map_or(e.occurred_at, |x| x.max(e.occurred_at)));
-    }
-    let tickets = refold_tickets(
-        db,
-        tenant,
-        &touched(fresh, "ticket"),
-        calendar,
-        now,
-        changes,
-    )
-    .await?;
-    refold_surveys(
-        db,
-        tenant,
-        &touched(fresh, "survey"),
-        &tickets,
-        now,
-        changes,
-    )
-    .await?;
-
-    let conversations = touched(fresh, "conversation");
-    let rows: Vec<FactRow> = load_events(db, tenant, "conversation", &conversations)
-        .await?
-        .iter()
-        .map(|(id, evs)| facts::fold_conversation(id, &refs(evs), calendar))
-        .collect();
-    write_rows(db, tenant, FactType::Conversation, rows, now, changes).await?;
-
-    let bad_reviews = touched(fresh, "bad_review");
-    let rows: Vec<FactRow> = load_events(db, tenant, "bad_review", &bad_reviews)
-        .await?
-        .iter()
-        .map(|(id, evs)| facts::fold_bad_review(id, &refs(evs)))
-        .collect();
-    write_rows(db, tenant, FactType::BadReview, rows, now, changes).await?;
-
-    refold_qa(db, tenant, &touched(fresh, "qa_review"), now, changes).await?;
-
-    let visits = touched(fresh, "field_visit");
-    let rows: Vec<FactRow> = load_events(db, tenant, "field_visit", &visits)
-        .await?
-        .values()
-        .filter_map(|evs| facts::field_visit_fact(&refs(evs), calendar))
-        .collect();
-    write_rows(db, tenant, FactType::FieldVisit, rows, now, changes).await?;
-
-    let assessments = touched(fresh, "assessment");
-    let rows: Vec<FactRow> = load_events(db, tenant, "assessment", &assessments)
-        .await?
-        .values()
-        .filter_map(|evs| facts::assessment_fact(&refs(evs)))
-        .collect();
-    write_rows(db, tenant, FactType::Assessment, rows, now, changes).await?;
-
-    refold_roster(db, tenant, &touched(fresh, "agent"), changes).await?;
-    refold_teams(db, tenant, &touched(fresh, "team"), changes).await?;
-    Ok(())
-}
-
-async fn write_rows(
-    db: &impl ConnectionTrait,
-    tenant: &str,
-    fact_type: FactType,
-    rows: Vec<FactRow>,
-    now: DateTime<Utc>,
-    changes: &mut ChangeSet,
-) -> Result<(), StoreError> {
-    note_rows(changes, &rows);
-    upsert_facts(db, tenant, fact_type, &rows, now).await?;
-    Ok(())
-}
-
-/// Tickets: folded from their events; contributors; then the FCR gap of
-/// every ticket in the touched (customer, category) groups. Returns the
-/// fresh rows by ticket id.
-async fn refold_tickets(
-    db: &impl ConnectionTrait,
-    tenant: &str,
-    ids: &BTreeSet<String>,
-    calendar: &BusinessCalendar,
-    now: DateTime<Utc>,
-    changes: &mut ChangeSet,
-) -> Result<BTreeMap<String, FactRow>, StoreError> {
-    if ids.is_empty() {
-        return Ok(BTreeMap::new());
-    }
-    let list: Vec<String> = ids.iter().cloned().collect();
-    let before = load_facts_where(db, tenant, FactType::Ticket, "ticket_id", &list).await?;
-    let events = load_events(db, tenant, "ticket", ids).await?;
-    let mut fresh: BTreeMap<String, FactRow> = BTreeMap::new();
-    let mut contributors: Vec<(String, String, f64)> = Vec::new();
-    for (id, evs) in &events {
-        let evs = refs(evs);
-        fresh.insert(id.clone(), facts::fold_ticket(id, &evs, calendar));
-        contributors.extend(
-            facts::ticket_contributors(&evs)
-                .into_iter()
-                .map(|(agent, share)| (id.clone(), agent, share)),
-        );
-    }
-    write_contributors(db, tenant, &list, &contributors).await?;
-
-    // FCR groups: old and new (customer, category) of every touched ticket.
-    let group_of = |row: &FactRow| {
-        text(row, "customer_id").map(|c| (c, text(row, "category").unwrap_or_default()))
-    };
-    let groups: BTreeSet<(String, String)> = before
-        .iter()
-        .chain(fresh.values())
-        .filter_map(group_of)
-        .collect();
-    lock(
-        db,
-        tenant,
-        groups.iter().map(|(c, k)| format!("fcr:{c}:{k}")).collect(),
-    )
-    .await?;
-    let customers: Vec<String> = groups
-        .iter()
-        .map(|(c, _)| c.clone())
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    let mut by_group: BTreeMap<(String, String), BTreeMap<String, FactRow>> = BTreeMap::new();
-    let mut stored: BTreeMap<String, FactRow> = BTreeMap::new();
-    for row in load_facts_where(db, tenant, FactType::Ticket, "customer_id", &customers).await? {
-        stored.insert(row.id().to_string(), row.clone());
-        if let Some(g) = group_of(&row).filter(|g| groups.contains(g)) {
-            by_group
-                .entry(g)
-                .or_default()
-                .insert(row.id().to_string(), row);
+) -> Result<Statement, StoreError> {
+    let touched = serde_json::to_string(&Touched::of(fresh.iter().copied())).map_err(|e| {
+        StoreError::Corrupt {
+            what: format!("pending batch of {tenant}"),
+            reason: e.to_string(),
         }
-    }
-    // Fresh rows replace stored ones; a ticket that left a group leaves it.
-    for members in by_group.values_mut() {
-        members.retain(|id, _| !fresh.contains_key(id));
-    }
-    for (id, row) in &fresh {
-        if let Some(g) = group_of(row) {
-            by_group
-                .entry(g)
-                .or_default()
-                .insert(id.clone(), row.clone());
-        }
-    }
-    let mut rows: BTreeMap<String, FactRow> = fresh.clone();
-    for members in by_group.into_values() {
-        let mut members: Vec<FactRow> = members.into_values().collect();
-        facts::fill_next_contact_gaps(&mut members, calendar);
-        for row in members {
-            // Other tickets of the group are written only if their gap moved.
-            if fresh.contains_key(row.id()) || stored.get(row.id()) != Some(&row) {
-                rows.insert(row.id().to_string(), row);
-            }
-        }
-    }
-    let rows: Vec<FactRow> = rows.into_values().collect();
-    write_rows(db, tenant, FactType::Ticket, rows.clone(), now, changes).await?;
-    Ok(rows
-        .into_iter()
-        .filter(|r| fresh.contains_key(r.id()))
-        .map(|r| (r.id().to_string(), r))
-        .collect())
-}
-
-async fn write_contributors(
-    db: &impl ConnectionTrait,
-    tenant: &str,
-    tickets: &[String],
-    rows: &[(String, String, f64)],
-) -> Result<(), StoreError> {
-    let backend = db.get_database_backend();
-    for chunk in tickets.chunks(MAX_PARAMS - 1) {
-        let mut p = Placeholders::new(backend);
-        let t = p.next();
-        let list = p.tuple(chunk.len());
-        let sql = format!(
-            "DELETE FROM \"ing_ticket_contributors\" WHERE \"tenant\" = {t} AND \"ticket_id\" IN {list}"
-        );
-        let mut values = vec![Value::String(Some(tenant.to_string()))];
-        values.extend(chunk.iter().map(|id| Value::String(Some(id.clone()))));
-        db.execute_raw(Statement::from_sql_and_values(backend, sql, values))
-            .await?;
-    }
-    for chunk in rows.chunks(MAX_PARAMS / 4) {
-        let mut p = Placeholders::new(backend);
-        let mut values = Vec::with_capacity(chunk.len() * 4);
-        let tuples: Vec<String> = chunk
-            .iter()
-            .map(|(ticket, agent, share)| {
-                values.extend([
-                    Value::String(Some(tenant.to_string())),
-                    Value::String(Some(ticket.clone())),
-                    Value::String(Some(agent.clone())),
-                    Value::Double(Some(*share)),
-                ]);
-                p.tuple(4)
-            })
-            .collect();
-        let sql = format!(
-            "INSERT INTO \"ing_ticket_contributors\" (\"tenant\", \"ticket_id\", \"agent_id\", \"share\") VALUES {}",
-            tuples.join(", ")
-        );
-        db.execute_raw(Statement::from_sql_and_values(backend, sql, values))
-            .await?;
-    }
-    Ok(())
-}
-
-/// Surveys: new ones, and those whose ticket just changed (they take the
-/// ticket's agent and segment when they do not name their own).
-async fn refold_surveys(
-    db: &impl ConnectionTrait,
-    tenant: &str,
-    new_ids: &BTreeSet<String>,
-    tickets: &BTreeMap<String, FactRow>,
-    now: DateTime<Utc>,
-    changes: &mut ChangeSet,
-) -> Result<(), StoreError> {
-    let mut ids = new_ids.clone();
-    let changed_tickets: Vec<String> = tickets.keys().cloned().collect();
-    if !changed_tickets.is_empty() {
-        for row in
-            load_facts_where(db, tenant, FactType::Survey, "ticket_id", &changed_tickets).await?
-        {
-            ids.insert(row.id().to_string());
-        }
-    }
-    if ids.is_empty() {
-        return Ok(());
-    }
-    let events = load_events(db, tenant, "survey", &ids).await?;
-    let mut wanted: BTreeSet<String> = BTreeSet::new();
-    for evs in events.values() {
-        for e in evs {
-            if let Payload::Survey(s) = &e.payload {
-                wanted.extend(s.ticket_id.clone().filter(|t| !tickets.contains_key(t)));
-            }
-        }
-    }
-    let mut ticket_rows = tickets.clone();
-    if !wanted.is_empty() {
-        let list: Vec<String> = wanted.into_iter().collect();
-        for row in load_facts_where(db, tenant, FactType::Ticket, "ticket_id", &list).await? {
-            ticket_rows.insert(row.id().to_string(), row);
-        }
-    }
-    let rows: Vec<FactRow> = events
-        .values()
-        .filter_map(|evs| {
-            let ticket = evs.iter().find_map(|e| match &e.payload {
-                Payload::Survey(s) => s.ticket_id.as_ref().and_then(|t| ticket_rows.get(t)),
-                _ => None,
-            });
-            facts::survey_fact(&refs(evs), ticket)
-        })
-        .collect();
-    write_rows(db, tenant, FactType::Survey, rows, now, changes).await
-}
-
-/// QA reviews with their items and violations; a corrected review replaces
-/// its items and violations.
-async fn refold_qa(
-    db: &impl ConnectionTrait,
-    tenant: &str,
-    ids: &BTreeSet<String>,
-    now: DateTime<Utc>,
-    changes: &mut ChangeSet,
-) -> Result<(), StoreError> {
-    if ids.is_empty() {
-        return Ok(());
-    }
-    let list: Vec<String> = ids.iter().cloned().collect();
-    delete_facts_where(db, tenant, FactType::QaItem, "review_id", &list).await?;
-    delete_facts_where(db, tenant, FactType::QaViolation, "review_id", &list).await?;
-    let mut by_type: BTreeMap<FactType, Vec<FactRow>> = BTreeMap::new();
-    for evs in load_events(db, tenant, "qa_review", ids).await?.values() {
-        for row in facts::qa_facts(&refs(evs)) {
-            by_type.entry(row.fact_type).or_default().push(row);
-        }
-    }
-    for (fact_type, rows) in by_type {
-        write_rows(db, tenant, fact_type, rows, now, changes).await?;
-    }
-    Ok(())
-}
-
-/// The roster: an agent's upserts become validity intervals.
-async fn refold_roster(
-    db: &impl ConnectionTrait,
-    tenant: &str,
-    ids: &BTreeSet<String>,
-    changes: &mut ChangeSet,
-) -> Result<(), StoreError> {
-    if ids.is_empty() {
-        return Ok(());
-    }
-    let backend = db.get_database_backend();
-    let events = load_events(db, tenant, "agent", ids).await?;
-    for (agent, evs) in &events {
-        let mut p = Placeholders::new(backend);
-        let (t, a) = (p.next(), p.next());
-        let sql =
-            format!("DELETE FROM \"ing_roster\" WHERE \"tenant\" = {t} AND \"agent_id\" = {a}");
-        db.execute_raw(Statement::from_sql_and_values(
-            backend,
-            sql,
-            [
-                Value::String(Some(tenant.to_string())),
-                Value::String(Some(agent.clone())),
-            ],
-        ))
-        .await?;
-        changes.agent_ids.insert(agent.clone());
-        for (n, interval) in facts::roster_intervals(&refs(evs)).into_iter().enumerate() {
-            changes.team_ids.insert(interval.team_id.clone());
-            let mut p = Placeholders::new(backend);
-            let tuple = p.tuple(10);
-            let sql = format!(
-                "INSERT INTO \"ing_roster\" (\"tenant\", \"agent_id\", \"interval_no\", \"valid_from\", \"valid_until\", \"team_id\", \"role\", \"hired_on\", \"active\", \"display_name\") VALUES {tuple}"
-            );
-            let values = vec![
-                Value::String(Some(tenant.to_string())),
-                Value::String(Some(agent.clone())),
-                Value::Int(Some(i32::try_from(n).unwrap_or(i32::MAX))),
-                Value::BigInt(interval.valid_from.map(micros)),
-                Value::BigInt(interval.valid_until.map(micros)),
-                Value::String(Some(interval.team_id)),
-                Value::String(Some(interval.role)),
-                Value::String(interval.hired_on.map(|d| d.to_string())),
-                Value::Bool(Some(interval.active)),
-                Value::String(Some(interval.display_name)),
-            ];
-            db.execute_raw(Statement::from_sql_and_values(backend, sql, values))
-                .await?;
-        }
-    }
-    Ok(())
-}
-
-/// Teams: the latest upsert wins.
-async fn refold_teams(
-    db: &impl ConnectionTrait,
-    tenant: &str,
-    ids: &BTreeSet<String>,
-    changes: &mut ChangeSet,
-) -> Result<(), StoreError> {
-    let backend = db.get_database_backend();
-    for (team, evs) in load_events(db, tenant, "team", ids).await? {
-        let Some((at, upsert)) = evs
-            .iter()
-            .filter_map(|e| match &e.payload {
-                Payload::Team(t) => Some(((e.occurred_at, e.event_id.clone()), t)),
-                _ => None,
-            })
-            .max_by(|a, b| a.0.cmp(&b.0))
-        else {
-            continue;
-        };
-        changes.team_ids.insert(team.clone());
-        let mut p = Placeholders::new(backend);
-        let tuple = p.tuple(6);
-        let sql = format!(
-            "INSERT INTO \"ing_teams\" (\"tenant\", \"team_id\", \"display_name\", \"parent_team_id\", \"supervisor_id\", \"occurred_at\") VALUES {tuple} \
-             ON CONFLICT (\"tenant\", \"team_id\") DO UPDATE SET \"display_name\" = excluded.\"display_name\", \"parent_team_id\" = excluded.\"parent_team_id\", \
-             \"supervisor_id\" = excluded.\"supervisor_id\", \"occurred_at\" = excluded.\"occurred_at\""
-        );
-        let values = vec![
+    })?;
+    let mut p = Placeholders::new(backend);
+    let tuple = p.tuple(2);
+    Ok(Statement::from_sql_and_values(
+        backend,
+        format!("INSERT INTO \"ing_pending\" (\"tenant\", \"touched\") VALUES {tuple}"),
+        [
             Value::String(Some(tenant.to_string())),
-            Value::String(Some(team.clone())),
-            Value::String(Some(upsert.display_name.clone())),
-            Value::String(upsert.parent_team_id.clone()),
-            Value::String(upsert.supervisor_id.clone()),
-            Value::BigInt(Some(micros(at.0))),
-        ];
-        db.execute_raw(Statement::from_sql_and_values(backend, sql, values))
-            .await?;
-    }
-    Ok(())
+            Value::String(Some(touched)),
+        ],
+    ))
 }
 
-/// Moves the tenant's data version on by one; returns the new version.
-async fn bump_version(
-    db: &impl ConnectionTrait,
-    tenant: &str,
-    now: DateTime<Utc>,
-) -> Result<i64, StoreError> {
-    let backend = db.get_database_backend();
+/// A sea-orm statement on a sqlx PostgreSQL transaction: the after-event
+/// statements are written once for both paths.
+fn bind(statement: &Statement) -> sqlx::query::Query<'_, Postgres, sqlx::postgres::PgArguments> {
+    // The SQL is ours (built by the statement builders above), values are bound.
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(statement.sql.clone()));
+    for value in statement.values.iter().flat_map(|v| v.0.iter()) {
+        query = match value {
+            Value::String(s) => query.bind(s.as_deref()),
+            Value::BigInt(n) => query.bind(*n),
+            Value::Int(n) => query.bind(*n),
+            Value::Double(x) => query.bind(*x),
+            Value::Bool(b) => query.bind(*b),
+            other => query.bind(other.to_string()),
+        };
+    }
+    query
+}
+
+/// A sqlx error as sea-orm reports it, so that [`StoreError::is_unavailable`]
+/// and the retry test see the same errors on both paths.
+fn sqlx_err(e: sqlx::Error) -> StoreError {
+    let unavailable = matches!(
+        e,
+        sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed
+    );
+    let runtime = RuntimeErr::SqlxError(std::sync::Arc::new(e));
+    StoreError::Database(if unavailable {
+        DbErr::Conn(runtime)
+    } else {
+        DbErr::Query(runtime)
+    })
+}
+
+/// Moves the tenant's data version on by one, answering with the new version.
+fn bump_version(backend: DbBackend, tenant: &str, now: DateTime<Utc>) -> Statement {
     let mut p = Placeholders::new(backend);
     let tuple = p.tuple(3);
     let sql = format!(
@@ -782,25 +442,18 @@ async fn bump_version(
         Value::BigInt(Some(1)),
         Value::BigInt(Some(micros(now))),
     ];
-    let row = db
-        .query_one_raw(Statement::from_sql_and_values(backend, sql, values))
-        .await?
-        .ok_or_else(|| StoreError::Corrupt {
-            what: format!("data version of {tenant}"),
-            reason: "no row returned".into(),
-        })?;
-    Ok(row.try_get("", "version")?)
+    Statement::from_sql_and_values(backend, sql, values)
 }
 
 /// Adds the batch's outcomes to the hourly audit counters.
-async fn count_outcomes(
-    db: &impl ConnectionTrait,
+fn count_outcomes(
+    backend: DbBackend,
     tenant: &str,
     now: DateTime<Utc>,
     accepted: usize,
     duplicates: usize,
     rejected: &[&str],
-) -> Result<(), StoreError> {
+) -> Vec<Statement> {
     let hour = now.duration_trunc(TimeDelta::hours(1)).unwrap_or(now);
     let mut counts: BTreeMap<(&str, &str), i64> = BTreeMap::new();
     if accepted > 0 {
@@ -812,38 +465,23 @@ async fn count_outcomes(
     for reason in rejected {
         *counts.entry(("rejected", reason)).or_default() += 1;
     }
-    let backend = db.get_database_backend();
-    for ((outcome, reason), n) in counts {
-        let mut p = Placeholders::new(backend);
-        let tuple = p.tuple(5);
-        let sql = format!(
-            "INSERT INTO \"ing_audit\" (\"tenant\", \"hour\", \"outcome\", \"reason\", \"count\") VALUES {tuple} \
-             ON CONFLICT (\"tenant\", \"hour\", \"outcome\", \"reason\") DO UPDATE SET \"count\" = \"ing_audit\".\"count\" + excluded.\"count\""
-        );
-        let values = vec![
-            Value::String(Some(tenant.to_string())),
-            Value::BigInt(Some(micros(hour))),
-            Value::String(Some(outcome.to_string())),
-            Value::String(Some(reason.to_string())),
-            Value::BigInt(Some(n)),
-        ];
-        db.execute_raw(Statement::from_sql_and_values(backend, sql, values))
-            .await?;
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn lock_keys_are_stable_and_tenant_scoped() {
-        assert_eq!(lock_key("acme", "ticket:T1"), lock_key("acme", "ticket:T1"));
-        assert_ne!(
-            lock_key("acme", "ticket:T1"),
-            lock_key("other", "ticket:T1")
-        );
-        assert_ne!(lock_key("acme", "ticket:T1"), lock_key("acme", "ticket:T2"));
-    }
+    counts
+        .into_iter()
+        .map(|((outcome, reason), n)| {
+            let mut p = Placeholders::new(backend);
+            let tuple = p.tuple(5);
+            let sql = format!(
+                "INSERT INTO \"ing_audit\" (\"tenant\", \"hour\", \"outcome\", \"reason\", \"count\") VALUES {tuple} \
+                 ON CONFLICT (\"tenant\", \"hour\", \"outcome\", \"reason\") DO UPDATE SET \"count\" = \"ing_audit\".\"count\" + excluded.\"count\""
+            );
+            let values = vec![
+                Value::String(Some(tenant.to_string())),
+                Value::BigInt(Some(micros(hour))),
+                Value::String(Some(outcome.to_string())),
+                Value::String(Some(reason.to_string())),
+                Value::BigInt(Some(n)),
+            ];
+            Statement::from_sql_and_values(backend, sql, values)
+        })
+        .collect()
 }

@@ -1,0 +1,681 @@
+//! The projection: stored events folded into facts, after the write.
+//!
+//! The write path ([`super::writer`]) stores events and records, in the same
+//! transaction, a *pending batch*: which entities the new events touched.
+//! [`project_pending`] takes pending batches of one tenant, folds every
+//! touched entity again from ALL its stored events (so the facts are the
+//! same whatever order the events arrived in), follows what depends on other
+//! entities (a survey's agent from its ticket; FCR's gap to the customer's
+//! next ticket on the same category), writes the facts and deletes the
+//! batches, in one transaction: a crash leaves the batches pending, and
+//! folding again is harmless.
+//!
+//! One projection per tenant runs at a time (a PostgreSQL advisory lock;
+//! SQLite has one writer anyway), so no two transactions fold the same
+//! ticket from different views, and nothing else needs to lock entities.
+//! Readers that must see every acknowledged event call the service's
+//! catch-up first, which projects what was pending when the read began.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Utc};
+use kpi_domain::calendar::BusinessCalendar;
+use kpi_domain::events::{Event, Payload};
+use kpi_domain::facts::{self, FactRow, FactValue};
+use kpi_domain::schema::FactType;
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement, TransactionTrait, Value};
+use serde::{Deserialize, Serialize};
+
+use super::rows::{delete_facts_where, load_facts_where, upsert_facts};
+use super::sql::{MAX_PARAMS, Placeholders, from_micros, micros};
+use super::writer::ChangeSet;
+use crate::StoreError;
+
+/// What the events of a batch touched: entity ids by kind, and the span of
+/// their times (µs). Stored as JSON in `ing_pending.touched`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Touched {
+    entities: BTreeMap<String, BTreeSet<String>>,
+    start: Option<i64>,
+    end: Option<i64>,
+}
+
+impl Touched {
+    /// What these events touch.
+    pub(crate) fn of<'a>(events: impl IntoIterator<Item = &'a Event>) -> Self {
+        let mut t = Touched::default();
+        for e in events {
+            t.entities
+                .entry(e.payload.kind().to_string())
+                .or_default()
+                .insert(e.payload.entity_id().to_string());
+            t.widen(micros(e.occurred_at));
+        }
+        t
+    }
+
+    fn widen(&mut self, at: i64) {
+        self.start = Some(self.start.map_or(at, |s| s.min(at)));
+        self.end = Some(self.end.map_or(at, |e| e.max(at)));
+    }
+
+    /// Both batches' entities and times.
+    fn merge(&mut self, other: Touched) {
+        for (kind, ids) in other.entities {
+            self.entities.entry(kind).or_default().extend(ids);
+        }
+        for at in other.start.into_iter().chain(other.end) {
+            self.widen(at);
+        }
+    }
+
+    /// The touched ids of one kind of entity.
+    fn ids(&self, kind: &str) -> BTreeSet<String> {
+        self.entities.get(kind).cloned().unwrap_or_default()
+    }
+}
+
+/// The newest pending batch of `tenant`, if any: a catch-up projects up to it.
+pub async fn newest_pending(
+    db: &impl ConnectionTrait,
+    tenant: &str,
+) -> Result<Option<i64>, StoreError> {
+    let backend = db.get_database_backend();
+    let mut p = Placeholders::new(backend);
+    let sql = format!(
+        "SELECT max(\"id\") AS \"id\" FROM \"ing_pending\" WHERE \"tenant\" = {}",
+        p.next()
+    );
+    let row = db
+        .query_one_raw(Statement::from_sql_and_values(
+            backend,
+            sql,
+            [Value::String(Some(tenant.to_string()))],
+        ))
+        .await?;
+    Ok(match row {
+        Some(row) => row.try_get::<Option<i64>>("", "id")?,
+        None => None,
+    })
+}
+
+/// The tenants with pending batches, each with its newest batch.
+pub async fn pending_tenants(db: &impl ConnectionTrait) -> Result<Vec<(String, i64)>, StoreError> {
+    let backend = db.get_database_backend();
+    let rows = db
+        .query_all_raw(Statement::from_string(
+            backend,
+            "SELECT \"tenant\", max(\"id\") AS \"id\" FROM \"ing_pending\" GROUP BY \"tenant\" ORDER BY \"tenant\"",
+        ))
+        .await?;
+    rows.iter()
+        .map(|row| Ok((row.try_get("", "tenant")?, row.try_get("", "id")?)))
+        .collect()
+}
+
+/// Projects up to `max_batches` of the tenant's pending batches numbered up
+/// to `upto`, in one transaction. Returns what changed, or `None` when
+/// nothing was pending.
+pub async fn project_pending(
+    db: &DatabaseConnection,
+    tenant: &str,
+    upto: i64,
+    max_batches: u32,
+    calendar: &BusinessCalendar,
+    now: DateTime<Utc>,
+) -> Result<Option<ChangeSet>, StoreError> {
+    let txn = db.begin().await?;
+    lock_tenant(&txn, tenant).await?;
+    let Some(touched) = take_batches(&txn, tenant, upto, max_batches).await? else {
+        txn.rollback().await?;
+        return Ok(None);
+    };
+    let mut changes = ChangeSet {
+        tenant: tenant.to_string(),
+        start: touched.start.and_then(from_micros),
+        end: touched.end.and_then(from_micros),
+        ..ChangeSet::default()
+    };
+    refold(&txn, tenant, &touched, calendar, now, &mut changes).await?;
+    changes.data_version = super::reader::data_version(&txn, tenant).await?.0;
+    txn.commit().await?;
+    Ok(Some(changes))
+}
+
+/// Waits for the tenant's projection lock (PostgreSQL; released at the end
+/// of the transaction). SQLite's one writer serialises projections already.
+async fn lock_tenant(db: &impl ConnectionTrait, tenant: &str) -> Result<(), StoreError> {
+    if db.get_database_backend() != DbBackend::Postgres {
+        return Ok(());
+    }
+    db.execute_raw(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "SELECT pg_advisory_xact_lock($1)",
+        [Value::BigInt(Some(lock_key(tenant, "projection")))],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// A stable 64-bit key for a lock name (FNV-1a), the same in every process.
+fn lock_key(tenant: &str, name: &str) -> i64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in tenant.bytes().chain([0u8]).chain(name.bytes()) {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    hash as i64
+}
+
+/// Deletes the oldest pending batches (the first statement writes, so that
+/// SQLite takes its write lock at once) and returns what they touched.
+async fn take_batches(
+    db: &impl ConnectionTrait,
+    tenant: &str,
+    upto: i64,
+    max_batches: u32,
+) -> Result<Option<Touched>, StoreError> {
+    let backend = db.get_database_backend();
+    let mut p = Placeholders::new(backend);
+    let (t, u, n) = (p.next(), p.next(), p.next());
+    let sql = format!(
+        "DELETE FROM \"ing_pending\" WHERE \"id\" IN (SELECT \"id\" FROM \"ing_pending\" \
+         WHERE \"tenant\" = {t} AND \"id\" <= {u} ORDER BY \"id\" LIMIT {n}) RETURNING \"touched\""
+    );
+    let values = [
+        Value::String(Some(tenant.to_string())),
+        Value::BigInt(Some(upto)),
+        Value::BigInt(Some(i64::from(max_batches))),
+    ];
+    let rows = db
+        .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
+        .await?;
+    let mut merged: Option<Touched> = None;
+    for row in rows {
+        let json: String = row.try_get("", "touched")?;
+        let touched: Touched = serde_json::from_str(&json).map_err(|e| StoreError::Corrupt {
+            what: format!("pending batch of {tenant}"),
+            reason: e.to_string(),
+        })?;
+        merged.get_or_insert_with(Touched::default).merge(touched);
+    }
+    Ok(merged)
+}
+
+/// Loads every stored event of these entities, grouped by entity id.
+async fn load_events(
+    db: &impl ConnectionTrait,
+    tenant: &str,
+    kind: &str,
+    ids: &BTreeSet<String>,
+) -> Result<BTreeMap<String, Vec<Event>>, StoreError> {
+    let backend = db.get_database_backend();
+    let ids: Vec<&String> = ids.iter().collect();
+    let mut out: BTreeMap<String, Vec<Event>> = BTreeMap::new();
+    for chunk in ids.chunks(MAX_PARAMS - 2) {
+        let mut p = Placeholders::new(backend);
+        let (t, k) = (p.next(), p.next());
+        let list = p.tuple(chunk.len());
+        let sql = format!(
+            "SELECT \"entity_id\", \"payload\" FROM \"ing_events\" WHERE \"tenant\" = {t} AND \"kind\" = {k} AND \"entity_id\" IN {list}"
+        );
+        let mut values = vec![
+            Value::String(Some(tenant.to_string())),
+            Value::String(Some(kind.to_string())),
+        ];
+        values.extend(chunk.iter().map(|id| Value::String(Some((*id).clone()))));
+        for row in db
+            .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
+            .await?
+        {
+            let entity: String = row.try_get("", "entity_id")?;
+            let payload: String = row.try_get("", "payload")?;
+            let event: Event = serde_json::from_str(&payload).map_err(|e| StoreError::Corrupt {
+                what: format!("event of {kind} {entity}"),
+                reason: e.to_string(),
+            })?;
+            out.entry(entity).or_default().push(event);
+        }
+    }
+    Ok(out)
+}
+
+fn refs(events: &[Event]) -> Vec<&Event> {
+    events.iter().collect()
+}
+
+fn text(row: &FactRow, field: &str) -> Option<String> {
+    match row.get(field) {
+        FactValue::Text(s) if !s.is_empty() => Some(s.clone()),
+        _ => None,
+    }
+}
+
+/// Notes the agents, teams and times of rows written.
+fn note_rows(changes: &mut ChangeSet, rows: &[FactRow]) {
+    for row in rows {
+        for field in ["agent_id", "first_responder_id"] {
+            if let Some(a) = text(row, field) {
+                changes.agent_ids.insert(a);
+            }
+        }
+        for field in ["team_id", "first_responder_team_id"] {
+            if let Some(t) = text(row, field) {
+                changes.team_ids.insert(t);
+            }
+        }
+        if let FactValue::Time(t) = row.get(row.fact_type.schema().default_time_field) {
+            changes.start = Some(changes.start.map_or(*t, |s| s.min(*t)));
+            changes.end = Some(changes.end.map_or(*t, |e| e.max(*t)));
+        }
+    }
+}
+
+/// Folds every touched entity again from all its events and writes the facts.
+async fn refold(
+    db: &impl ConnectionTrait,
+    tenant: &str,
+    touched: &Touched,
+    calendar: &BusinessCalendar,
+    now: DateTime<Utc>,
+    changes: &mut ChangeSet,
+) -> Result<(), StoreError> {
+    let tickets =
+        refold_tickets(db, tenant, &touched.ids("ticket"), calendar, now, changes).await?;
+    refold_surveys(db, tenant, &touched.ids("survey"), &tickets, now, changes).await?;
+
+    let rows: Vec<FactRow> = load_events(db, tenant, "conversation", &touched.ids("conversation"))
+        .await?
+        .iter()
+        .map(|(id, evs)| facts::fold_conversation(id, &refs(evs), calendar))
+        .collect();
+    write_rows(db, tenant, FactType::Conversation, rows, now, changes).await?;
+
+    let rows: Vec<FactRow> = load_events(db, tenant, "bad_review", &touched.ids("bad_review"))
+        .await?
+        .iter()
+        .map(|(id, evs)| facts::fold_bad_review(id, &refs(evs)))
+        .collect();
+    write_rows(db, tenant, FactType::BadReview, rows, now, changes).await?;
+
+    refold_qa(db, tenant, &touched.ids("qa_review"), now, changes).await?;
+
+    let rows: Vec<FactRow> = load_events(db, tenant, "field_visit", &touched.ids("field_visit"))
+        .await?
+        .values()
+        .filter_map(|evs| facts::field_visit_fact(&refs(evs), calendar))
+        .collect();
+    write_rows(db, tenant, FactType::FieldVisit, rows, now, changes).await?;
+
+    let rows: Vec<FactRow> = load_events(db, tenant, "assessment", &touched.ids("assessment"))
+        .await?
+        .values()
+        .filter_map(|evs| facts::assessment_fact(&refs(evs)))
+        .collect();
+    write_rows(db, tenant, FactType::Assessment, rows, now, changes).await?;
+
+    refold_roster(db, tenant, &touched.ids("agent"), changes).await?;
+    refold_teams(db, tenant, &touched.ids("team"), changes).await?;
+    Ok(())
+}
+
+async fn write_rows(
+    db: &impl ConnectionTrait,
+    tenant: &str,
+    fact_type: FactType,
+    rows: Vec<FactRow>,
+    now: DateTime<Utc>,
+    changes: &mut ChangeSet,
+) -> Result<(), StoreError> {
+    note_rows(changes, &rows);
+    upsert_facts(db, tenant, fact_type, &rows, now).await?;
+    Ok(())
+}
+
+/// Tickets: folded from their events; contributors; then the FCR gap of
+/// every ticket in the touched (customer, category) groups. Returns the
+/// fresh rows by ticket id.
+async fn refold_tickets(
+    db: &impl ConnectionTrait,
+    tenant: &str,
+    ids: &BTreeSet<String>,
+    calendar: &BusinessCalendar,
+    now: DateTime<Utc>,
+    changes: &mut ChangeSet,
+) -> Result<BTreeMap<String, FactRow>, StoreError> {
+    if ids.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let list: Vec<String> = ids.iter().cloned().collect();
+    let before = load_facts_where(db, tenant, FactType::Ticket, "ticket_id", &list).await?;
+    let events = load_events(db, tenant, "ticket", ids).await?;
+    let mut fresh: BTreeMap<String, FactRow> = BTreeMap::new();
+    let mut contributors: Vec<(String, String, f64)> = Vec::new();
+    for (id, evs) in &events {
+        let evs = refs(evs);
+        fresh.insert(id.clone(), facts::fold_ticket(id, &evs, calendar));
+        contributors.extend(
+            facts::ticket_contributors(&evs)
+                .into_iter()
+                .map(|(agent, share)| (id.clone(), agent, share)),
+        );
+    }
+    write_contributors(db, tenant, &list, &contributors).await?;
+
+    // FCR groups: old and new (customer, category) of every touched ticket.
+    let group_of = |row: &FactRow| {
+        text(row, "customer_id").map(|c| (c, text(row, "category").unwrap_or_default()))
+    };
+    let groups: BTreeSet<(String, String)> = before
+        .iter()
+        .chain(fresh.values())
+        .filter_map(group_of)
+        .collect();
+    let customers: Vec<String> = groups
+        .iter()
+        .map(|(c, _)| c.clone())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let mut by_group: BTreeMap<(String, String), BTreeMap<String, FactRow>> = BTreeMap::new();
+    let mut stored: BTreeMap<String, FactRow> = BTreeMap::new();
+    for row in load_facts_where(db, tenant, FactType::Ticket, "customer_id", &customers).await? {
+        stored.insert(row.id().to_string(), row.clone());
+        if let Some(g) = group_of(&row).filter(|g| groups.contains(g)) {
+            by_group
+                .entry(g)
+                .or_default()
+                .insert(row.id().to_string(), row);
+        }
+    }
+    // Fresh rows replace stored ones; a ticket that left a group leaves it.
+    for members in by_group.values_mut() {
+        members.retain(|id, _| !fresh.contains_key(id));
+    }
+    for (id, row) in &fresh {
+        if let Some(g) = group_of(row) {
+            by_group
+                .entry(g)
+                .or_default()
+                .insert(id.clone(), row.clone());
+        }
+    }
+    let mut rows: BTreeMap<String, FactRow> = fresh.clone();
+    for members in by_group.into_values() {
+        let mut members: Vec<FactRow> = members.into_values().collect();
+        facts::fill_next_contact_gaps(&mut members, calendar);
+        for row in members {
+            // Other tickets of the group are written only if their gap moved.
+            if fresh.contains_key(row.id()) || stored.get(row.id()) != Some(&row) {
+                rows.insert(row.id().to_string(), row);
+            }
+        }
+    }
+    let rows: Vec<FactRow> = rows.into_values().collect();
+    write_rows(db, tenant, FactType::Ticket, rows.clone(), now, changes).await?;
+    Ok(rows
+        .into_iter()
+        .filter(|r| fresh.contains_key(r.id()))
+        .map(|r| (r.id().to_string(), r))
+        .collect())
+}
+
+async fn write_contributors(
+    db: &impl ConnectionTrait,
+    tenant: &str,
+    tickets: &[String],
+    rows: &[(String, String, f64)],
+) -> Result<(), StoreError> {
+    let backend = db.get_database_backend();
+    for chunk in tickets.chunks(MAX_PARAMS - 1) {
+        let mut p = Placeholders::new(backend);
+        let t = p.next();
+        let list = p.tuple(chunk.len());
+        let sql = format!(
+            "DELETE FROM \"ing_ticket_contributors\" WHERE \"tenant\" = {t} AND \"ticket_id\" IN {list}"
+        );
+        let mut values = vec![Value::String(Some(tenant.to_string()))];
+        values.extend(chunk.iter().map(|id| Value::String(Some(id.clone()))));
+        db.execute_raw(Statement::from_sql_and_values(backend, sql, values))
+            .await?;
+    }
+    for chunk in rows.chunks(MAX_PARAMS / 4) {
+        let mut p = Placeholders::new(backend);
+        let mut values = Vec::with_capacity(chunk.len() * 4);
+        let tuples: Vec<String> = chunk
+            .iter()
+            .map(|(ticket, agent, share)| {
+                values.extend([
+                    Value::String(Some(tenant.to_string())),
+                    Value::String(Some(ticket.clone())),
+                    Value::String(Some(agent.clone())),
+                    Value::Double(Some(*share)),
+                ]);
+                p.tuple(4)
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO \"ing_ticket_contributors\" (\"tenant\", \"ticket_id\", \"agent_id\", \"share\") VALUES {}",
+            tuples.join(", ")
+        );
+        db.execute_raw(Statement::from_sql_and_values(backend, sql, values))
+            .await?;
+    }
+    Ok(())
+}
+
+/// Surveys: new ones, and those whose ticket just changed (they take the
+/// ticket's agent and segment when they do not name their own).
+async fn refold_surveys(
+    db: &impl ConnectionTrait,
+    tenant: &str,
+    new_ids: &BTreeSet<String>,
+    tickets: &BTreeMap<String, FactRow>,
+    now: DateTime<Utc>,
+    changes: &mut ChangeSet,
+) -> Result<(), StoreError> {
+    let mut ids = new_ids.clone();
+    let changed_tickets: Vec<String> = tickets.keys().cloned().collect();
+    if !changed_tickets.is_empty() {
+        for row in
+            load_facts_where(db, tenant, FactType::Survey, "ticket_id", &changed_tickets).await?
+        {
+            ids.insert(row.id().to_string());
+        }
+    }
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let events = load_events(db, tenant, "survey", &ids).await?;
+    let mut wanted: BTreeSet<String> = BTreeSet::new();
+    for evs in events.values() {
+        for e in evs {
+            if let Payload::Survey(s) = &e.payload {
+                wanted.extend(s.ticket_id.clone().filter(|t| !tickets.contains_key(t)));
+            }
+        }
+    }
+    let mut ticket_rows = tickets.clone();
+    if !wanted.is_empty() {
+        let list: Vec<String> = wanted.into_iter().collect();
+        for row in load_facts_where(db, tenant, FactType::Ticket, "ticket_id", &list).await? {
+            ticket_rows.insert(row.id().to_string(), row);
+        }
+    }
+    let rows: Vec<FactRow> = events
+        .values()
+        .filter_map(|evs| {
+            let ticket = evs.iter().find_map(|e| match &e.payload {
+                Payload::Survey(s) => s.ticket_id.as_ref().and_then(|t| ticket_rows.get(t)),
+                _ => None,
+            });
+            facts::survey_fact(&refs(evs), ticket)
+        })
+        .collect();
+    write_rows(db, tenant, FactType::Survey, rows, now, changes).await
+}
+
+/// QA reviews with their items and violations; a corrected review replaces
+/// its items and violations.
+async fn refold_qa(
+    db: &impl ConnectionTrait,
+    tenant: &str,
+    ids: &BTreeSet<String>,
+    now: DateTime<Utc>,
+    changes: &mut ChangeSet,
+) -> Result<(), StoreError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let list: Vec<String> = ids.iter().cloned().collect();
+    delete_facts_where(db, tenant, FactType::QaItem, "review_id", &list).await?;
+    delete_facts_where(db, tenant, FactType::QaViolation, "review_id", &list).await?;
+    let mut by_type: BTreeMap<FactType, Vec<FactRow>> = BTreeMap::new();
+    for evs in load_events(db, tenant, "qa_review", ids).await?.values() {
+        for row in facts::qa_facts(&refs(evs)) {
+            by_type.entry(row.fact_type).or_default().push(row);
+        }
+    }
+    for (fact_type, rows) in by_type {
+        write_rows(db, tenant, fact_type, rows, now, changes).await?;
+    }
+    Ok(())
+}
+
+/// The roster: an agent's upserts become validity intervals.
+async fn refold_roster(
+    db: &impl ConnectionTrait,
+    tenant: &str,
+    ids: &BTreeSet<String>,
+    changes: &mut ChangeSet,
+) -> Result<(), StoreError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let backend = db.get_database_backend();
+    let events = load_events(db, tenant, "agent", ids).await?;
+    for (agent, evs) in &events {
+        let mut p = Placeholders::new(backend);
+        let (t, a) = (p.next(), p.next());
+        let sql =
+            format!("DELETE FROM \"ing_roster\" WHERE \"tenant\" = {t} AND \"agent_id\" = {a}");
+        db.execute_raw(Statement::from_sql_and_values(
+            backend,
+            sql,
+            [
+                Value::String(Some(tenant.to_string())),
+                Value::String(Some(agent.clone())),
+            ],
+        ))
+        .await?;
+        changes.agent_ids.insert(agent.clone());
+        for (n, interval) in facts::roster_intervals(&refs(evs)).into_iter().enumerate() {
+            changes.team_ids.insert(interval.team_id.clone());
+            let mut p = Placeholders::new(backend);
+            let tuple = p.tuple(10);
+            let sql = format!(
+                "INSERT INTO \"ing_roster\" (\"tenant\", \"agent_id\", \"interval_no\", \"valid_from\", \"valid_until\", \"team_id\", \"role\", \"hired_on\", \"active\", \"display_name\") VALUES {tuple}"
+            );
+            let values = vec![
+                Value::String(Some(tenant.to_string())),
+                Value::String(Some(agent.clone())),
+                Value::Int(Some(i32::try_from(n).unwrap_or(i32::MAX))),
+                Value::BigInt(interval.valid_from.map(micros)),
+                Value::BigInt(interval.valid_until.map(micros)),
+                Value::String(Some(interval.team_id)),
+                Value::String(Some(interval.role)),
+                Value::String(interval.hired_on.map(|d| d.to_string())),
+                Value::Bool(Some(interval.active)),
+                Value::String(Some(interval.display_name)),
+            ];
+            db.execute_raw(Statement::from_sql_and_values(backend, sql, values))
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Teams: the latest upsert wins.
+async fn refold_teams(
+    db: &impl ConnectionTrait,
+    tenant: &str,
+    ids: &BTreeSet<String>,
+    changes: &mut ChangeSet,
+) -> Result<(), StoreError> {
+    let backend = db.get_database_backend();
+    for (team, evs) in load_events(db, tenant, "team", ids).await? {
+        let Some((at, upsert)) = evs
+            .iter()
+            .filter_map(|e| match &e.payload {
+                Payload::Team(t) => Some(((e.occurred_at, e.event_id.clone()), t)),
+                _ => None,
+            })
+            .max_by(|a, b| a.0.cmp(&b.0))
+        else {
+            continue;
+        };
+        changes.team_ids.insert(team.clone());
+        let mut p = Placeholders::new(backend);
+        let tuple = p.tuple(6);
+        let sql = format!(
+            "INSERT INTO \"ing_teams\" (\"tenant\", \"team_id\", \"display_name\", \"parent_team_id\", \"supervisor_id\", \"occurred_at\") VALUES {tuple} \
+             ON CONFLICT (\"tenant\", \"team_id\") DO UPDATE SET \"display_name\" = excluded.\"display_name\", \"parent_team_id\" = excluded.\"parent_team_id\", \
+             \"supervisor_id\" = excluded.\"supervisor_id\", \"occurred_at\" = excluded.\"occurred_at\""
+        );
+        let values = vec![
+            Value::String(Some(tenant.to_string())),
+            Value::String(Some(team.clone())),
+            Value::String(Some(upsert.display_name.clone())),
+            Value::String(upsert.parent_team_id.clone()),
+            Value::String(upsert.supervisor_id.clone()),
+            Value::BigInt(Some(micros(at.0))),
+        ];
+        db.execute_raw(Statement::from_sql_and_values(backend, sql, values))
+            .await?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lock_keys_are_stable_and_tenant_scoped() {
+        assert_eq!(
+            lock_key("acme", "projection"),
+            lock_key("acme", "projection")
+        );
+        assert_ne!(
+            lock_key("acme", "projection"),
+            lock_key("other", "projection")
+        );
+    }
+
+    #[test]
+    fn merged_batches_cover_both() {
+        let mut a = Touched::default();
+        a.entities
+            .entry("ticket".into())
+            .or_default()
+            .insert("T1".into());
+        a.widen(10);
+        let mut b = Touched::default();
+        b.entities
+            .entry("ticket".into())
+            .or_default()
+            .insert("T2".into());
+        b.entities
+            .entry("survey".into())
+            .or_default()
+            .insert("S1".into());
+        b.widen(5);
+        b.widen(20);
+        a.merge(b);
+        assert_eq!(a.ids("ticket").len(), 2);
+        assert_eq!(a.ids("survey").len(), 1);
+        assert_eq!((a.start, a.end), (Some(5), Some(20)));
+        let json = serde_json::to_string(&a).unwrap();
+        assert_eq!(serde_json::from_str::<Touched>(&json).unwrap(), a);
+    }
+}
