@@ -1,12 +1,13 @@
 //! The write path: a batch of validated events in one transaction.
 //!
 //! 1. Repeats inside the batch are duplicates of their first occurrence.
-//! 2. New events go into the event store. On PostgreSQL the ids already
-//!    stored are looked up first and the rest are loaded with `COPY`, the
-//!    fastest way in; a concurrent identical batch that commits first makes
-//!    the `COPY` fail on the unique key, and the batch is retried, finding
-//!    those events stored. On SQLite (one writer at a time) an `INSERT … ON
-//!    CONFLICT DO NOTHING RETURNING` tells new from stored.
+//! 2. New events go into the event store. On PostgreSQL they are loaded with
+//!    `COPY`, the fastest way in, optimistically: a fresh batch (the common
+//!    case) goes straight in; if any event is already stored (a replay, or a
+//!    concurrent identical batch that committed first) the unique key fails
+//!    the `COPY`, and the batch is retried looking the stored ids up first.
+//!    On SQLite (one writer at a time) an `INSERT … ON CONFLICT DO NOTHING
+//!    RETURNING` tells new from stored.
 //! 3. A pending batch records which entities the new events touched; the
 //!    projection ([`super::projection`]) folds them into facts after the
 //!    commit, so intake runs at the speed of the event store.
@@ -158,12 +159,10 @@ impl IngestWriter {
             attempt += 1;
             let result = match self.db.get_database_backend() {
                 DbBackend::Postgres => {
-                    write_postgres(
-                        self.db.get_postgres_connection_pool(),
-                        &batch,
-                        rejected_reasons,
-                    )
-                    .await
+                    // The first attempt assumes every event is new.
+                    let look_up_stored = attempt > 1;
+                    let pool = self.db.get_postgres_connection_pool();
+                    write_postgres(pool, &batch, rejected_reasons, look_up_stored).await
                 }
                 _ => write_portable(&self.db, &batch, rejected_reasons).await,
             };
@@ -190,28 +189,34 @@ fn lost_race(e: &DbErr) -> bool {
         || text.contains("duplicate key value violates unique constraint")
 }
 
-/// PostgreSQL: `COPY` for the new events, on one sqlx transaction.
+/// PostgreSQL: `COPY` for the new events, on one sqlx transaction; the
+/// ids already stored are looked up first only when `look_up_stored`.
 async fn write_postgres(
     pool: &PgPool,
     batch: &Batch<'_>,
     rejected: &[&str],
+    look_up_stored: bool,
 ) -> Result<WriteOutcome, StoreError> {
     let mut tx = pool.begin().await.map_err(sqlx_err)?;
-    let ids: Vec<&str> = batch
-        .candidates
-        .iter()
-        .map(|a| a.event.event_id.as_str())
-        .collect();
-    let existing: BTreeSet<String> = sqlx::query_scalar(
-        "SELECT \"event_id\" FROM \"ing_events\" WHERE \"tenant\" = $1 AND \"event_id\" = ANY($2)",
-    )
-    .bind(batch.tenant)
-    .bind(&ids)
-    .fetch_all(&mut *tx)
-    .await
-    .map_err(sqlx_err)?
-    .into_iter()
-    .collect();
+    let existing: BTreeSet<String> = if look_up_stored {
+        let ids: Vec<&str> = batch
+            .candidates
+            .iter()
+            .map(|a| a.event.event_id.as_str())
+            .collect();
+        sqlx::query_scalar(
+            "SELECT \"event_id\" FROM \"ing_events\" WHERE \"tenant\" = $1 AND \"event_id\" = ANY($2)",
+        )
+        .bind(batch.tenant)
+        .bind(&ids)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(sqlx_err)?
+        .into_iter()
+        .collect()
+    } else {
+        BTreeSet::new()
+    };
     let stored = Stored::split(batch, |id| !existing.contains(id));
     if !stored.fresh.is_empty() {
         let rows = copy_rows(batch, &stored.fresh)?;
