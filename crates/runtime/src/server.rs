@@ -7,6 +7,13 @@
 //! to `NOT_SERVING`, the listener is closed, and in-flight calls get up to
 //! [`ServeOptions::drain_timeout`] to finish.
 //!
+//! Every request runs in a `grpc.server` span joined to the caller's trace
+//! ([`crate::layers::server_span`]) and is counted with its final code and
+//! latency ([`crate::layers::GrpcMetricsLayer`]). With
+//! [`ServeOptions::max_connection_age`] set, connections are closed after
+//! that age (with a grace period for calls in flight) so that clients
+//! reconnect and new pods get their share of long-lived HTTP/2 connections.
+//!
 //! Binding is separate from serving so that callers (and tests) can bind
 //! `127.0.0.1:0`, learn the port, and only then spawn the server.
 
@@ -23,6 +30,8 @@ use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 use tracing::{error, info, warn};
 
+use crate::layers::{GrpcMetricsLayer, server_span};
+use crate::metrics::RpcMetrics;
 use crate::settings::Settings;
 
 /// The health service's own gRPC name, advertised through reflection.
@@ -45,12 +54,20 @@ pub struct ServeOptions {
     /// How long in-flight calls may run after shutdown begins before
     /// [`serve`] returns anyway.
     pub drain_timeout: Duration,
+    /// After how long a connection is asked to go away (GOAWAY), so that
+    /// clients reconnect and spread over the current pods; `None` = never.
+    pub max_connection_age: Option<Duration>,
+    /// How long calls on an aged-out connection may still run before it is
+    /// closed.
+    pub max_connection_age_grace: Duration,
 }
 
 impl Default for ServeOptions {
     fn default() -> Self {
         Self {
             drain_timeout: Duration::from_secs(20),
+            max_connection_age: None,
+            max_connection_age_grace: Duration::from_secs(30),
         }
     }
 }
@@ -59,6 +76,8 @@ impl From<&Settings> for ServeOptions {
     fn from(settings: &Settings) -> Self {
         Self {
             drain_timeout: settings.drain_timeout,
+            max_connection_age: settings.max_connection_age,
+            max_connection_age_grace: settings.max_connection_age_grace,
         }
     }
 }
@@ -137,11 +156,19 @@ pub async fn serve(
     };
 
     info!(%addr, services = ?service_names, "serving");
-    let server = Server::builder()
+    let mut builder = Server::builder()
         .tcp_nodelay(true)
         .http2_keepalive_interval(Some(HTTP2_KEEPALIVE_INTERVAL))
-        .http2_keepalive_timeout(Some(HTTP2_KEEPALIVE_TIMEOUT))
-        .trace_fn(|request| tracing::info_span!("grpc", path = %request.uri().path()))
+        .http2_keepalive_timeout(Some(HTTP2_KEEPALIVE_TIMEOUT));
+    if let Some(age) = options.max_connection_age {
+        // Without the grace, tonic would cut calls in flight at the age.
+        builder = builder
+            .max_connection_age(age)
+            .max_connection_age_grace(options.max_connection_age_grace);
+    }
+    let server = builder
+        .trace_fn(server_span)
+        .layer(GrpcMetricsLayer::new(RpcMetrics::new()))
         .add_routes(routes)
         .serve_with_incoming_shutdown(incoming, signal);
 

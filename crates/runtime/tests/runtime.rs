@@ -145,6 +145,56 @@ fn settings_env_overrides_file_overrides_defaults() {
 }
 
 #[test]
+fn settings_metrics_connection_age_and_otlp() {
+    let defaults = Settings::from_lookup(ServiceKind::Scoring, env(&[])).expect("defaults");
+    assert_eq!(defaults.metrics_addr, None);
+    assert_eq!(defaults.max_connection_age, None);
+    assert_eq!(defaults.max_connection_age_grace, Duration::from_secs(30));
+    assert_eq!(defaults.otlp_endpoint, None);
+    assert_eq!(ServeOptions::from(&defaults), ServeOptions::default());
+
+    let file = TempFile::new(
+        "telemetry",
+        "KPI_METRICS_ADDR=0.0.0.0:9464\nKPI_MAX_CONNECTION_AGE_SECS=60\n",
+    );
+    let settings = Settings::from_lookup(
+        ServiceKind::Scoring,
+        env(&[
+            ("KPI_CONFIG_FILE", file.path()),
+            ("KPI_MAX_CONNECTION_AGE_GRACE_SECS", "10"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://otel-collector:4317"),
+        ]),
+    )
+    .expect("load");
+    assert_eq!(
+        settings.metrics_addr,
+        Some(SocketAddr::from(([0, 0, 0, 0], 9464)))
+    );
+    let options = ServeOptions::from(&settings);
+    assert_eq!(options.max_connection_age, Some(Duration::from_secs(60)));
+    assert_eq!(options.max_connection_age_grace, Duration::from_secs(10));
+    assert_eq!(
+        settings.otlp_endpoint.as_deref(),
+        Some("http://otel-collector:4317")
+    );
+
+    // `off`, empty and 0 switch things off again.
+    let off = Settings::from_lookup(
+        ServiceKind::Scoring,
+        env(&[
+            ("KPI_CONFIG_FILE", file.path()),
+            ("KPI_METRICS_ADDR", "off"),
+            ("KPI_MAX_CONNECTION_AGE_SECS", "0"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", ""),
+        ]),
+    )
+    .expect("load");
+    assert_eq!(off.metrics_addr, None);
+    assert_eq!(off.max_connection_age, None);
+    assert_eq!(off.otlp_endpoint, None);
+}
+
+#[test]
 fn settings_bad_values_name_the_variable() {
     let cases = [
         ("KPI_LISTEN_ADDR", "localhost:x", "a socket address"),
@@ -153,6 +203,10 @@ fn settings_bad_values_name_the_variable() {
         ("KPI_LOG_FORMAT", "xml", "json"),
         ("KPI_CATALOG_URL", "catalog:50051", "URL"),
         ("KPI_DATABASE_URL", "mysql://x", "URL"),
+        ("KPI_METRICS_ADDR", "9464", "socket address"),
+        ("KPI_MAX_CONNECTION_AGE_SECS", "5m", "seconds"),
+        ("KPI_MAX_CONNECTION_AGE_GRACE_SECS", "-1", "seconds"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317", "URL"),
     ];
     for (key, value, expected) in cases {
         let err = Settings::from_lookup(ServiceKind::Catalog, env(&[(key, value)]))
@@ -400,7 +454,10 @@ async fn spawn_server(drain_timeout: Duration) -> Spawned {
         listener,
         Routes::default(),
         &[CATALOG],
-        ServeOptions { drain_timeout },
+        ServeOptions {
+            drain_timeout,
+            ..ServeOptions::default()
+        },
         async move {
             let _ = stop.await;
         },
