@@ -11,6 +11,8 @@
 //!   `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
 //! - [`metrics`]: the Prometheus scrape endpoint (`KPI_METRICS_ADDR`) and the
 //!   per-RPC instruments.
+//! - [`aging`]: connections closed after their max age and grace, so
+//!   clients reconnect and spread over new pods.
 //! - [`layers`]: the server recipe's tower pieces: the per-request span
 //!   joined to the caller's trace, and the per-RPC metrics layer.
 //! - [`client`]: outbound channels to the other services, with W3C trace
@@ -26,6 +28,7 @@
 //! - [`names`]: resource names (`tenants/{tenant}/{collection}/{key}`), page
 //!   sizes and opaque page tokens, validated the same way everywhere.
 
+pub mod aging;
 pub mod app;
 pub mod client;
 pub mod layers;

@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
+use tokio_stream::StreamExt;
 use tonic::service::{Routes, RoutesBuilder};
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
@@ -30,6 +31,7 @@ use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 use tracing::{error, info, warn};
 
+use crate::aging::AgedConnection;
 use crate::layers::{GrpcMetricsLayer, server_span};
 use crate::metrics::RpcMetrics;
 use crate::settings::Settings;
@@ -141,9 +143,13 @@ pub async fn serve(
 
     // `serve_with_incoming_shutdown` ignores the builder's TCP options, so
     // they are set on the incoming stream (a `TcpListenerStream` inside).
+    let lifetime = options
+        .max_connection_age
+        .map(|age| age + options.max_connection_age_grace);
     let incoming = TcpIncoming::from(listener)
         .with_nodelay(Some(true))
-        .with_keepalive(Some(TCP_KEEPALIVE));
+        .with_keepalive(Some(TCP_KEEPALIVE))
+        .map(move |accepted| accepted.map(|stream| AgedConnection::new(stream, lifetime)));
 
     let (draining_tx, draining_rx) = oneshot::channel::<()>();
     let names = service_names.to_vec();
@@ -161,10 +167,9 @@ pub async fn serve(
         .http2_keepalive_interval(Some(HTTP2_KEEPALIVE_INTERVAL))
         .http2_keepalive_timeout(Some(HTTP2_KEEPALIVE_TIMEOUT));
     if let Some(age) = options.max_connection_age {
-        // Without the grace, tonic would cut calls in flight at the age.
-        builder = builder
-            .max_connection_age(age)
-            .max_connection_age_grace(options.max_connection_age_grace);
+        // GOAWAY at the age; the grace is enforced by `AgedConnection`, not
+        // by tonic's `max_connection_age_grace` (see `crate::aging`).
+        builder = builder.max_connection_age(age);
     }
     let server = builder
         .trace_fn(server_span)

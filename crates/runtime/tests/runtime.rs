@@ -652,3 +652,67 @@ async fn drain_timeout_bounds_shutdown() -> TestResult {
     drop(stuck);
     Ok(())
 }
+
+/// The HTTP/2 frame types in `bytes`, a server's side of a connection.
+fn frame_types(mut bytes: &[u8]) -> Vec<u8> {
+    let mut types = Vec::new();
+    while bytes.len() >= 9 {
+        let length =
+            usize::from(bytes[0]) << 16 | usize::from(bytes[1]) << 8 | usize::from(bytes[2]);
+        types.push(bytes[3]);
+        bytes = bytes.get(9 + length..).unwrap_or_default();
+    }
+    types
+}
+
+#[tokio::test]
+async fn connections_past_their_max_age_get_goaway_and_close() -> TestResult {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    const GOAWAY: u8 = 7;
+    let listener = bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+    let addr = listener.local_addr()?;
+    let (shutdown, stop) = oneshot::channel::<()>();
+    let server = tokio::spawn(serve(
+        listener,
+        Routes::default(),
+        &[CATALOG],
+        ServeOptions {
+            max_connection_age: Some(Duration::from_secs(1)),
+            max_connection_age_grace: Duration::from_secs(1),
+            ..ServeOptions::default()
+        },
+        async move {
+            let _ = stop.await;
+        },
+    ));
+
+    // A bare HTTP/2 client: the preface, an empty SETTINGS frame and the
+    // acknowledgement of the server's, then nothing; the server must end the
+    // connection on its own, with GOAWAY (an idle connection that answers
+    // pings would otherwise live on).
+    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    stream
+        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        .await?;
+    let mut received = vec![0_u8; 9];
+    stream.read_exact(&mut received).await?;
+    assert_eq!(
+        received[3], 4,
+        "the server opens with SETTINGS: {received:?}"
+    );
+    stream
+        .write_all(b"\x00\x00\x00\x04\x01\x00\x00\x00\x00")
+        .await?;
+    // A guard against hanging only; the age is one second.
+    tokio::time::timeout(Duration::from_secs(60), stream.read_to_end(&mut received)).await??;
+    assert!(frame_types(&received).contains(&GOAWAY), "{received:?}");
+
+    // New connections are still served.
+    let mut health = HealthClient::new(channel(addr).await);
+    assert_eq!(check(&mut health, "").await?, ServingStatus::Serving);
+    drop(health);
+    let _ = shutdown.send(());
+    server.await??;
+    Ok(())
+}
