@@ -100,52 +100,70 @@ impl Telemetry {
 /// endpoint that cannot be set up is logged and left out.
 pub fn init(settings: &Settings) -> Telemetry {
     let resource = resource(settings);
-    let (tracer_provider, trace_error) = match settings.otlp_endpoint.as_deref() {
-        Some(endpoint) => match tracer_provider(endpoint, resource.clone()) {
-            Ok(provider) => (Some(provider), None),
-            Err(err) => (None, Some(err)),
-        },
-        None => (None, None),
-    };
-    let otel_layer = tracer_provider.as_ref().map(|provider| {
-        tracing_opentelemetry::layer()
-            .with_tracer(provider.tracer("kpi"))
-            .with_filter(EnvFilter::new(OTEL_FILTER))
-    });
-    let installed = tracing_subscriber::registry()
-        .with(fmt_layer(settings))
-        .with(otel_layer)
-        .try_init()
-        .is_ok();
-    if let Some(err) = trace_error {
-        tracing::error!(error = %err, "cannot build the OTLP span exporter; spans are not exported");
-    }
-
+    let tracer_provider = install_subscriber(settings, resource.clone());
     let (meter_provider, prometheus) = meter_provider(settings, resource);
     opentelemetry::global::set_meter_provider(meter_provider.clone());
     let metrics_addr = settings
         .metrics_addr
-        .and_then(|addr| match spawn_scrape_endpoint(addr, prometheus) {
-            Ok(bound) => Some(bound),
-            Err(err) => {
-                tracing::error!(%addr, error = %err, "cannot serve metrics; continuing without the scrape endpoint");
-                None
-            }
-        });
-    if installed {
-        tracing::debug!(
-            service = settings.service.binary_name(),
-            format = ?settings.log_format,
-            filter = %settings.log_filter,
-            otlp = settings.otlp_endpoint.is_some(),
-            metrics_addr = ?metrics_addr,
-            "telemetry initialised"
-        );
-    }
+        .and_then(|addr| serve_metrics(addr, prometheus));
+    tracing::debug!(
+        service = settings.service.binary_name(),
+        format = ?settings.log_format,
+        filter = %settings.log_filter,
+        otlp = settings.otlp_endpoint.is_some(),
+        metrics_addr = ?metrics_addr,
+        "telemetry initialised"
+    );
     Telemetry {
         tracer_provider,
         meter_provider,
         metrics_addr,
+    }
+}
+
+/// Installs the global subscriber: the log layer and, with an OTLP
+/// endpoint, the span exporter's layer. Returns the tracer provider if
+/// spans are exported.
+fn install_subscriber(settings: &Settings, resource: Resource) -> Option<SdkTracerProvider> {
+    let traces = settings
+        .otlp_endpoint
+        .as_deref()
+        .map(|endpoint| tracer_provider(endpoint, resource));
+    let otel_layer = match &traces {
+        Some(Ok(provider)) => Some(
+            tracing_opentelemetry::layer()
+                .with_tracer(provider.tracer("kpi"))
+                .with_filter(EnvFilter::new(OTEL_FILTER)),
+        ),
+        _ => None,
+    };
+    // Fails only when a subscriber is already installed (a second init).
+    let _ = tracing_subscriber::registry()
+        .with(fmt_layer(settings))
+        .with(otel_layer)
+        .try_init();
+    match traces? {
+        Ok(provider) => Some(provider),
+        Err(err) => {
+            tracing::error!(error = %err, "cannot build the OTLP span exporter; spans are not exported");
+            None
+        }
+    }
+}
+
+/// Starts the scrape endpoint, or logs why not (telemetry never stops a
+/// service).
+fn serve_metrics(addr: SocketAddr, reader: PrometheusReader) -> Option<SocketAddr> {
+    if tokio::runtime::Handle::try_current().is_err() {
+        tracing::error!(%addr, "telemetry initialised outside the tokio runtime; no metrics endpoint");
+        return None;
+    }
+    match spawn_scrape_endpoint(addr, reader) {
+        Ok(bound) => Some(bound),
+        Err(err) => {
+            tracing::error!(%addr, error = %err, "cannot serve metrics; continuing without the scrape endpoint");
+            None
+        }
     }
 }
 
