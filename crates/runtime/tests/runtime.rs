@@ -716,3 +716,73 @@ async fn connections_past_their_max_age_get_goaway_and_close() -> TestResult {
     server.await??;
     Ok(())
 }
+
+// ---------------------------------------------------------------- metrics
+
+/// One HTTP/1.1 request to `addr`; the whole response.
+async fn http_get(addr: SocketAddr, request_line: &str) -> Result<String, std::io::Error> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    stream
+        .write_all(format!("{request_line}\r\nhost: test\r\n\r\n").as_bytes())
+        .await?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await?;
+    Ok(response)
+}
+
+#[tokio::test]
+async fn scrape_endpoint_renders_counters_and_histograms() -> TestResult {
+    use kpi_runtime::metrics::{PrometheusReader, spawn_scrape_endpoint};
+    use opentelemetry::KeyValue;
+    use opentelemetry::metrics::MeterProvider as _;
+    use opentelemetry_sdk::metrics::{ManualReader, SdkMeterProvider};
+
+    // A provider of this test's own, not the global one.
+    let reader = PrometheusReader::new(std::sync::Arc::new(ManualReader::builder().build()));
+    let provider = SdkMeterProvider::builder()
+        .with_reader(reader.clone())
+        .build();
+    let meter = provider.meter("test");
+    let calls = meter.u64_counter("kpi.test.calls").build();
+    calls.add(2, &[KeyValue::new("rpc.method", "Get")]);
+    calls.add(1, &[KeyValue::new("rpc.method", "Get")]);
+    let latency = meter
+        .f64_histogram("kpi.test.latency")
+        .with_unit("s")
+        .with_boundaries(vec![0.1, 1.0])
+        .build();
+    latency.record(0.05, &[]);
+    latency.record(0.5, &[]);
+    latency.record(5.0, &[]);
+
+    let addr = spawn_scrape_endpoint(SocketAddr::from(([127, 0, 0, 1], 0)), reader)?;
+    let response = http_get(addr, "GET /metrics HTTP/1.1").await?;
+    assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}");
+    assert!(
+        response.contains("content-type: text/plain; version=0.0.4"),
+        "{response}"
+    );
+    let lines: Vec<&str> = response.lines().collect();
+    for expected in [
+        "# TYPE kpi_test_calls counter",
+        "kpi_test_calls_total{rpc_method=\"Get\"} 3",
+        "# TYPE kpi_test_latency_seconds histogram",
+        "kpi_test_latency_seconds_bucket{le=\"0.1\"} 1",
+        "kpi_test_latency_seconds_bucket{le=\"1\"} 2",
+        "kpi_test_latency_seconds_bucket{le=\"+Inf\"} 3",
+        "kpi_test_latency_seconds_sum 5.55",
+        "kpi_test_latency_seconds_count 3",
+    ] {
+        assert!(
+            lines.contains(&expected),
+            "{expected:?} missing from {response}"
+        );
+    }
+
+    let other = http_get(addr, "GET /other HTTP/1.1").await?;
+    assert!(other.starts_with("HTTP/1.1 404 Not Found\r\n"), "{other}");
+    let post = http_get(addr, "POST /metrics HTTP/1.1").await?;
+    assert!(post.starts_with("HTTP/1.1 404 Not Found\r\n"), "{post}");
+    Ok(())
+}
