@@ -117,8 +117,8 @@ async fn one_ingestion_call_is_one_trace_across_ingestion_and_catalog() -> anyho
     assert_eq!(answer.accepted, 1, "{answer:?}");
 
     // A clean stop flushes each process's queued spans to the receiver.
-    let ingestion_logs = ingestion.stop()?;
-    catalog.stop()?;
+    let ingestion_logs = ingestion.stop().await?;
+    catalog.stop().await?;
     let spans = otlp.spans();
 
     let ingest = find(
@@ -239,8 +239,8 @@ async fn metrics_endpoints_count_requests_events_and_errors() -> anyhow::Result<
         1.0
     );
     drop(client);
-    ingestion.stop()?;
-    catalog.stop()?;
+    ingestion.stop().await?;
+    catalog.stop().await?;
     Ok(())
 }
 
@@ -260,8 +260,8 @@ async fn services_serve_and_stop_cleanly_with_the_collector_down() -> anyhow::Re
         assert_eq!((answer.accepted, answer.duplicates), (accepted, duplicates));
     }
     // Both exit 0 although their final flush cannot reach the collector.
-    ingestion.stop()?;
-    catalog.stop()?;
+    ingestion.stop().await?;
+    catalog.stop().await?;
     Ok(())
 }
 

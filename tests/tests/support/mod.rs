@@ -238,7 +238,14 @@ impl ServiceProcess {
 
     /// Stops it like Kubernetes does (SIGTERM) and waits for it to exit, so
     /// its queued spans have been flushed; fails unless it exits cleanly.
-    pub(crate) fn stop(mut self) -> anyhow::Result<Vec<Json>> {
+    /// Returns its log lines.
+    pub(crate) async fn stop(self) -> anyhow::Result<Vec<Json>> {
+        // Waiting blocks, and this runtime may be serving the OTLP receiver
+        // the process is flushing to: wait off the runtime's workers.
+        tokio::task::spawn_blocking(move || self.stop_blocking()).await?
+    }
+
+    fn stop_blocking(mut self) -> anyhow::Result<Vec<Json>> {
         let status = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()?;
