@@ -1,8 +1,12 @@
 //! [`Cache`]: the shared handle that picks the backend, does cache-aside with
-//! single flight, and keeps the counters.
+//! single flight, and keeps the counters. Hits, misses and errors also go to
+//! the OpenTelemetry meter (`kpi.cache.hits`, `kpi.cache.misses`,
+//! `kpi.cache.errors`), which the service exports over OTLP and Prometheus.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use opentelemetry::metrics::Counter;
 
 use crate::config::{CacheConfig, CacheError};
 use crate::flight::{self, Flights, Role};
@@ -34,6 +38,53 @@ struct Counters {
     errors: AtomicU64,
     computations: AtomicU64,
     coalesced: AtomicU64,
+    exported: Exported,
+}
+
+/// The exported twins of `hits`, `misses` and `errors`, from the global
+/// meter provider as it is when the cache is built (so after the service's
+/// telemetry init).
+struct Exported {
+    hits: Counter<u64>,
+    misses: Counter<u64>,
+    errors: Counter<u64>,
+}
+
+impl Default for Exported {
+    fn default() -> Self {
+        let meter = opentelemetry::global::meter("kpi");
+        let counter = |name: &'static str, description: &'static str| {
+            meter
+                .u64_counter(name)
+                .with_description(description)
+                .build()
+        };
+        Self {
+            hits: counter("kpi.cache.hits", "cache lookups that found a value"),
+            misses: counter("kpi.cache.misses", "cache lookups that found nothing"),
+            errors: counter(
+                "kpi.cache.errors",
+                "Redis operations that failed or timed out",
+            ),
+        }
+    }
+}
+
+impl Counters {
+    fn hit(&self) {
+        bump(&self.hits);
+        self.exported.hits.add(1, &[]);
+    }
+
+    fn miss(&self) {
+        bump(&self.misses);
+        self.exported.misses.add(1, &[]);
+    }
+
+    fn error(&self) {
+        bump(&self.errors);
+        self.exported.errors.add(1, &[]);
+    }
 }
 
 fn bump(counter: &AtomicU64) {
@@ -150,7 +201,7 @@ impl Cache {
         if let Backend::Memory(memory) = &self.inner.backend
             && let Some(value) = memory.get(&rendered)
         {
-            bump(&counters.hits);
+            counters.hit();
             return Ok(value);
         }
 
@@ -225,16 +276,16 @@ impl Cache {
                 Lookup::Hit(bytes) => Some(Arc::new(bytes)),
                 Lookup::Miss | Lookup::Skipped => None,
                 Lookup::Failed => {
-                    bump(&counters.errors);
+                    counters.error();
                     None
                 }
             },
         };
-        bump(if found.is_some() {
-            &counters.hits
+        if found.is_some() {
+            counters.hit();
         } else {
-            &counters.misses
-        });
+            counters.miss();
+        }
         found
     }
 
@@ -243,7 +294,7 @@ impl Cache {
             Backend::Memory(memory) => memory.put(rendered, value.clone()),
             Backend::Redis(redis) => match redis.put(rendered, value).await {
                 Stored::Written | Stored::Skipped => {}
-                Stored::Failed => bump(&self.inner.counters.errors),
+                Stored::Failed => self.inner.counters.error(),
             },
         }
     }

@@ -6,7 +6,18 @@
 //! - [`settings`]: [`Settings`] in layers (defaults, then an optional
 //!   `KEY=value` file named by `KPI_CONFIG_FILE`, then `KPI_*` environment
 //!   variables), with secrets redacted from `Debug`.
-//! - [`telemetry`]: the one `tracing` subscriber init (text or JSON to stderr).
+//! - [`telemetry`]: the one telemetry init: logs (text, or JSON with trace
+//!   ids) to stderr, spans and metrics over OTLP when
+//!   `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
+//! - [`metrics`]: the Prometheus scrape endpoint (`KPI_METRICS_ADDR`) and the
+//!   per-RPC instruments.
+//! - [`aging`]: connections closed after their max age and grace, so
+//!   clients reconnect and spread over new pods.
+//! - [`layers`]: the server recipe's tower pieces: the per-request span
+//!   joined to the caller's trace, and the per-RPC metrics layer.
+//! - [`client`]: outbound channels to the other services, with W3C trace
+//!   context injected into every call.
+//! - [`propagation`]: `traceparent` in gRPC metadata, both ways.
 //! - [`server`]: [`serve`] — health (`grpc.health.v1`), reflection v1 and
 //!   v1alpha, graceful shutdown with NOT_SERVING while draining and a drain
 //!   timeout; [`shutdown_signal`] for SIGTERM/SIGINT; [`bind`].
@@ -17,8 +28,13 @@
 //! - [`names`]: resource names (`tenants/{tenant}/{collection}/{key}`), page
 //!   sizes and opaque page tokens, validated the same way everywhere.
 
+pub mod aging;
 pub mod app;
+pub mod client;
+pub mod layers;
+pub mod metrics;
 pub mod names;
+pub mod propagation;
 pub mod server;
 pub mod settings;
 pub mod status;

@@ -7,6 +7,13 @@
 //! to `NOT_SERVING`, the listener is closed, and in-flight calls get up to
 //! [`ServeOptions::drain_timeout`] to finish.
 //!
+//! Every request runs in a `grpc.server` span joined to the caller's trace
+//! ([`crate::layers::server_span`]) and is counted with its final code and
+//! latency ([`crate::layers::GrpcMetricsLayer`]). With
+//! [`ServeOptions::max_connection_age`] set, connections are closed after
+//! that age (with a grace period for calls in flight) so that clients
+//! reconnect and new pods get their share of long-lived HTTP/2 connections.
+//!
 //! Binding is separate from serving so that callers (and tests) can bind
 //! `127.0.0.1:0`, learn the port, and only then spawn the server.
 
@@ -16,6 +23,7 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
+use tokio_stream::StreamExt;
 use tonic::service::{Routes, RoutesBuilder};
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
@@ -23,6 +31,9 @@ use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 use tracing::{error, info, warn};
 
+use crate::aging::AgedConnection;
+use crate::layers::{GrpcMetricsLayer, server_span};
+use crate::metrics::RpcMetrics;
 use crate::settings::Settings;
 
 /// The health service's own gRPC name, advertised through reflection.
@@ -45,12 +56,20 @@ pub struct ServeOptions {
     /// How long in-flight calls may run after shutdown begins before
     /// [`serve`] returns anyway.
     pub drain_timeout: Duration,
+    /// After how long a connection is asked to go away (GOAWAY), so that
+    /// clients reconnect and spread over the current pods; `None` = never.
+    pub max_connection_age: Option<Duration>,
+    /// How long calls on an aged-out connection may still run before it is
+    /// closed.
+    pub max_connection_age_grace: Duration,
 }
 
 impl Default for ServeOptions {
     fn default() -> Self {
         Self {
             drain_timeout: Duration::from_secs(20),
+            max_connection_age: None,
+            max_connection_age_grace: Duration::from_secs(30),
         }
     }
 }
@@ -59,6 +78,8 @@ impl From<&Settings> for ServeOptions {
     fn from(settings: &Settings) -> Self {
         Self {
             drain_timeout: settings.drain_timeout,
+            max_connection_age: settings.max_connection_age,
+            max_connection_age_grace: settings.max_connection_age_grace,
         }
     }
 }
@@ -122,9 +143,13 @@ pub async fn serve(
 
     // `serve_with_incoming_shutdown` ignores the builder's TCP options, so
     // they are set on the incoming stream (a `TcpListenerStream` inside).
+    let lifetime = options
+        .max_connection_age
+        .map(|age| age + options.max_connection_age_grace);
     let incoming = TcpIncoming::from(listener)
         .with_nodelay(Some(true))
-        .with_keepalive(Some(TCP_KEEPALIVE));
+        .with_keepalive(Some(TCP_KEEPALIVE))
+        .map(move |accepted| accepted.map(|stream| AgedConnection::new(stream, lifetime)));
 
     let (draining_tx, draining_rx) = oneshot::channel::<()>();
     let names = service_names.to_vec();
@@ -137,11 +162,18 @@ pub async fn serve(
     };
 
     info!(%addr, services = ?service_names, "serving");
-    let server = Server::builder()
+    let mut builder = Server::builder()
         .tcp_nodelay(true)
         .http2_keepalive_interval(Some(HTTP2_KEEPALIVE_INTERVAL))
-        .http2_keepalive_timeout(Some(HTTP2_KEEPALIVE_TIMEOUT))
-        .trace_fn(|request| tracing::info_span!("grpc", path = %request.uri().path()))
+        .http2_keepalive_timeout(Some(HTTP2_KEEPALIVE_TIMEOUT));
+    if let Some(age) = options.max_connection_age {
+        // GOAWAY at the age; the grace is enforced by `AgedConnection`, not
+        // by tonic's `max_connection_age_grace` (see `crate::aging`).
+        builder = builder.max_connection_age(age);
+    }
+    let server = builder
+        .trace_fn(server_span)
+        .layer(GrpcMetricsLayer::new(RpcMetrics::new()))
         .add_routes(routes)
         .serve_with_incoming_shutdown(incoming, signal);
 

@@ -40,6 +40,17 @@ pub const RUST_LOG_VAR: &str = "RUST_LOG";
 pub const DRAIN_TIMEOUT_SECS_VAR: &str = "KPI_DRAIN_TIMEOUT_SECS";
 /// Whether the service runs its database migrations at start-up.
 pub const RUN_MIGRATIONS_VAR: &str = "KPI_RUN_MIGRATIONS";
+/// Where the Prometheus scrape endpoint (`GET /metrics`) listens; unset,
+/// empty or `off` disables it.
+pub const METRICS_ADDR_VAR: &str = "KPI_METRICS_ADDR";
+/// Seconds after which the server asks a client connection to go away
+/// (HTTP/2 GOAWAY), so clients reconnect and spread over new pods; 0 = never.
+pub const MAX_CONNECTION_AGE_SECS_VAR: &str = "KPI_MAX_CONNECTION_AGE_SECS";
+/// Seconds in-flight calls on an aged-out connection get before it is closed.
+pub const MAX_CONNECTION_AGE_GRACE_SECS_VAR: &str = "KPI_MAX_CONNECTION_AGE_GRACE_SECS";
+/// The standard OpenTelemetry variable: the OTLP/gRPC collector, e.g.
+/// `http://otel-collector:4317`; unset means no spans or metrics are exported.
+pub const OTLP_ENDPOINT_VAR: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
 
 /// Every key accepted in the config file.
 const FILE_KEYS: &[&str] = &[
@@ -52,6 +63,9 @@ const FILE_KEYS: &[&str] = &[
     LOG_VAR,
     DRAIN_TIMEOUT_SECS_VAR,
     RUN_MIGRATIONS_VAR,
+    METRICS_ADDR_VAR,
+    MAX_CONNECTION_AGE_SECS_VAR,
+    MAX_CONNECTION_AGE_GRACE_SECS_VAR,
 ];
 
 /// Which of the three services a process is.
@@ -139,6 +153,14 @@ pub struct Settings {
     pub drain_timeout: Duration,
     /// `KPI_RUN_MIGRATIONS`, default true.
     pub run_migrations: bool,
+    /// `KPI_METRICS_ADDR`, default none (no scrape endpoint); port 0 is allowed.
+    pub metrics_addr: Option<SocketAddr>,
+    /// `KPI_MAX_CONNECTION_AGE_SECS`, default none (connections live on).
+    pub max_connection_age: Option<Duration>,
+    /// `KPI_MAX_CONNECTION_AGE_GRACE_SECS`, default 30 seconds.
+    pub max_connection_age_grace: Duration,
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`, default none (nothing exported over OTLP).
+    pub otlp_endpoint: Option<String>,
 }
 
 /// Why settings could not be loaded. Messages name the variable and the bad
@@ -190,6 +212,10 @@ impl Settings {
             log_filter: "info".to_owned(),
             drain_timeout: Duration::from_secs(20),
             run_migrations: true,
+            metrics_addr: None,
+            max_connection_age: None,
+            max_connection_age_grace: Duration::from_secs(30),
+            otlp_endpoint: None,
         }
     }
 
@@ -302,6 +328,26 @@ impl Settings {
         if let Some(value) = get(RUN_MIGRATIONS_VAR) {
             settings.run_migrations = parse_bool(RUN_MIGRATIONS_VAR, value)?;
         }
+        if let Some(value) = get(METRICS_ADDR_VAR) {
+            settings.metrics_addr = parse_optional_addr(METRICS_ADDR_VAR, value)?;
+        }
+        if let Some(value) = get(MAX_CONNECTION_AGE_SECS_VAR) {
+            let secs = parse_secs(MAX_CONNECTION_AGE_SECS_VAR, value)?;
+            settings.max_connection_age = (secs > 0).then(|| Duration::from_secs(secs));
+        }
+        if let Some(value) = get(MAX_CONNECTION_AGE_GRACE_SECS_VAR) {
+            let secs = parse_secs(MAX_CONNECTION_AGE_GRACE_SECS_VAR, value)?;
+            settings.max_connection_age_grace = Duration::from_secs(secs);
+        }
+        // Only the environment: it is the OpenTelemetry convention.
+        if let Some(value) = lookup(OTLP_ENDPOINT_VAR).filter(|v| !v.trim().is_empty()) {
+            settings.otlp_endpoint = Some(parse_url(
+                OTLP_ENDPOINT_VAR,
+                value,
+                &["http://", "https://"],
+                "an http(s) URL of an OTLP/gRPC collector",
+            )?);
+        }
         Ok(settings)
     }
 }
@@ -319,6 +365,13 @@ impl fmt::Debug for Settings {
             .field("log_filter", &self.log_filter)
             .field("drain_timeout", &self.drain_timeout)
             .field("run_migrations", &self.run_migrations)
+            .field("metrics_addr", &self.metrics_addr)
+            .field("max_connection_age", &self.max_connection_age)
+            .field("max_connection_age_grace", &self.max_connection_age_grace)
+            .field(
+                "otlp_endpoint",
+                &self.otlp_endpoint.as_deref().map(redact_url),
+            )
             .finish()
     }
 }
@@ -392,6 +445,33 @@ fn parse_url(
             expected,
         })
     }
+}
+
+fn parse_secs(key: &'static str, value: String) -> Result<u64, SettingsError> {
+    value.trim().parse().map_err(|_| SettingsError::Invalid {
+        key,
+        value,
+        expected: "a whole number of seconds",
+    })
+}
+
+/// A socket address, or `None` for an empty value or `off`.
+fn parse_optional_addr(
+    key: &'static str,
+    value: String,
+) -> Result<Option<SocketAddr>, SettingsError> {
+    let trimmed = value.trim();
+    if trimmed.is_empty() || trimmed.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    trimmed
+        .parse()
+        .map(Some)
+        .map_err(|_| SettingsError::Invalid {
+            key,
+            value,
+            expected: "a socket address (or `off`)",
+        })
 }
 
 fn parse_bool(key: &'static str, value: String) -> Result<bool, SettingsError> {

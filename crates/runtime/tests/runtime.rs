@@ -145,6 +145,56 @@ fn settings_env_overrides_file_overrides_defaults() {
 }
 
 #[test]
+fn settings_metrics_connection_age_and_otlp() {
+    let defaults = Settings::from_lookup(ServiceKind::Scoring, env(&[])).expect("defaults");
+    assert_eq!(defaults.metrics_addr, None);
+    assert_eq!(defaults.max_connection_age, None);
+    assert_eq!(defaults.max_connection_age_grace, Duration::from_secs(30));
+    assert_eq!(defaults.otlp_endpoint, None);
+    assert_eq!(ServeOptions::from(&defaults), ServeOptions::default());
+
+    let file = TempFile::new(
+        "telemetry",
+        "KPI_METRICS_ADDR=0.0.0.0:9464\nKPI_MAX_CONNECTION_AGE_SECS=60\n",
+    );
+    let settings = Settings::from_lookup(
+        ServiceKind::Scoring,
+        env(&[
+            ("KPI_CONFIG_FILE", file.path()),
+            ("KPI_MAX_CONNECTION_AGE_GRACE_SECS", "10"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://otel-collector:4317"),
+        ]),
+    )
+    .expect("load");
+    assert_eq!(
+        settings.metrics_addr,
+        Some(SocketAddr::from(([0, 0, 0, 0], 9464)))
+    );
+    let options = ServeOptions::from(&settings);
+    assert_eq!(options.max_connection_age, Some(Duration::from_secs(60)));
+    assert_eq!(options.max_connection_age_grace, Duration::from_secs(10));
+    assert_eq!(
+        settings.otlp_endpoint.as_deref(),
+        Some("http://otel-collector:4317")
+    );
+
+    // `off`, empty and 0 switch things off again.
+    let off = Settings::from_lookup(
+        ServiceKind::Scoring,
+        env(&[
+            ("KPI_CONFIG_FILE", file.path()),
+            ("KPI_METRICS_ADDR", "off"),
+            ("KPI_MAX_CONNECTION_AGE_SECS", "0"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", ""),
+        ]),
+    )
+    .expect("load");
+    assert_eq!(off.metrics_addr, None);
+    assert_eq!(off.max_connection_age, None);
+    assert_eq!(off.otlp_endpoint, None);
+}
+
+#[test]
 fn settings_bad_values_name_the_variable() {
     let cases = [
         ("KPI_LISTEN_ADDR", "localhost:x", "a socket address"),
@@ -153,6 +203,10 @@ fn settings_bad_values_name_the_variable() {
         ("KPI_LOG_FORMAT", "xml", "json"),
         ("KPI_CATALOG_URL", "catalog:50051", "URL"),
         ("KPI_DATABASE_URL", "mysql://x", "URL"),
+        ("KPI_METRICS_ADDR", "9464", "socket address"),
+        ("KPI_MAX_CONNECTION_AGE_SECS", "5m", "seconds"),
+        ("KPI_MAX_CONNECTION_AGE_GRACE_SECS", "-1", "seconds"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317", "URL"),
     ];
     for (key, value, expected) in cases {
         let err = Settings::from_lookup(ServiceKind::Catalog, env(&[(key, value)]))
@@ -400,7 +454,10 @@ async fn spawn_server(drain_timeout: Duration) -> Spawned {
         listener,
         Routes::default(),
         &[CATALOG],
-        ServeOptions { drain_timeout },
+        ServeOptions {
+            drain_timeout,
+            ..ServeOptions::default()
+        },
         async move {
             let _ = stop.await;
         },
@@ -593,5 +650,139 @@ async fn drain_timeout_bounds_shutdown() -> TestResult {
     let result = tokio::time::timeout(Duration::from_secs(10), spawned.server).await??;
     assert!(result.is_ok(), "{result:?}");
     drop(stuck);
+    Ok(())
+}
+
+/// The HTTP/2 frame types in `bytes`, a server's side of a connection.
+fn frame_types(mut bytes: &[u8]) -> Vec<u8> {
+    let mut types = Vec::new();
+    while bytes.len() >= 9 {
+        let length =
+            usize::from(bytes[0]) << 16 | usize::from(bytes[1]) << 8 | usize::from(bytes[2]);
+        types.push(bytes[3]);
+        bytes = bytes.get(9 + length..).unwrap_or_default();
+    }
+    types
+}
+
+#[tokio::test]
+async fn connections_past_their_max_age_get_goaway_and_close() -> TestResult {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    const GOAWAY: u8 = 7;
+    let listener = bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+    let addr = listener.local_addr()?;
+    let (shutdown, stop) = oneshot::channel::<()>();
+    let server = tokio::spawn(serve(
+        listener,
+        Routes::default(),
+        &[CATALOG],
+        ServeOptions {
+            max_connection_age: Some(Duration::from_secs(1)),
+            max_connection_age_grace: Duration::from_secs(1),
+            ..ServeOptions::default()
+        },
+        async move {
+            let _ = stop.await;
+        },
+    ));
+
+    // A bare HTTP/2 client: the preface, an empty SETTINGS frame and the
+    // acknowledgement of the server's, then nothing; the server must end the
+    // connection on its own, with GOAWAY (an idle connection that answers
+    // pings would otherwise live on).
+    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    stream
+        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        .await?;
+    let mut received = vec![0_u8; 9];
+    stream.read_exact(&mut received).await?;
+    assert_eq!(
+        received[3], 4,
+        "the server opens with SETTINGS: {received:?}"
+    );
+    stream
+        .write_all(b"\x00\x00\x00\x04\x01\x00\x00\x00\x00")
+        .await?;
+    // A guard against hanging only; the age is one second.
+    tokio::time::timeout(Duration::from_secs(60), stream.read_to_end(&mut received)).await??;
+    assert!(frame_types(&received).contains(&GOAWAY), "{received:?}");
+
+    // New connections are still served.
+    let mut health = HealthClient::new(channel(addr).await);
+    assert_eq!(check(&mut health, "").await?, ServingStatus::Serving);
+    drop(health);
+    let _ = shutdown.send(());
+    server.await??;
+    Ok(())
+}
+
+// ---------------------------------------------------------------- metrics
+
+/// One HTTP/1.1 request to `addr`; the whole response.
+async fn http_get(addr: SocketAddr, request_line: &str) -> Result<String, std::io::Error> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    stream
+        .write_all(format!("{request_line}\r\nhost: test\r\n\r\n").as_bytes())
+        .await?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await?;
+    Ok(response)
+}
+
+#[tokio::test]
+async fn scrape_endpoint_renders_counters_and_histograms() -> TestResult {
+    use kpi_runtime::metrics::{PrometheusReader, spawn_scrape_endpoint};
+    use opentelemetry::KeyValue;
+    use opentelemetry::metrics::MeterProvider as _;
+    use opentelemetry_sdk::metrics::{ManualReader, SdkMeterProvider};
+
+    // A provider of this test's own, not the global one.
+    let reader = PrometheusReader::new(std::sync::Arc::new(ManualReader::builder().build()));
+    let provider = SdkMeterProvider::builder()
+        .with_reader(reader.clone())
+        .build();
+    let meter = provider.meter("test");
+    let calls = meter.u64_counter("kpi.test.calls").build();
+    calls.add(2, &[KeyValue::new("rpc.method", "Get")]);
+    calls.add(1, &[KeyValue::new("rpc.method", "Get")]);
+    let latency = meter
+        .f64_histogram("kpi.test.latency")
+        .with_unit("s")
+        .with_boundaries(vec![0.1, 1.0])
+        .build();
+    latency.record(0.05, &[]);
+    latency.record(0.5, &[]);
+    latency.record(5.0, &[]);
+
+    let addr = spawn_scrape_endpoint(SocketAddr::from(([127, 0, 0, 1], 0)), reader)?;
+    let response = http_get(addr, "GET /metrics HTTP/1.1").await?;
+    assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}");
+    assert!(
+        response.contains("content-type: text/plain; version=0.0.4"),
+        "{response}"
+    );
+    let lines: Vec<&str> = response.lines().collect();
+    for expected in [
+        "# TYPE kpi_test_calls counter",
+        "kpi_test_calls_total{rpc_method=\"Get\"} 3",
+        "# TYPE kpi_test_latency_seconds histogram",
+        "kpi_test_latency_seconds_bucket{le=\"0.1\"} 1",
+        "kpi_test_latency_seconds_bucket{le=\"1\"} 2",
+        "kpi_test_latency_seconds_bucket{le=\"+Inf\"} 3",
+        "kpi_test_latency_seconds_sum 5.55",
+        "kpi_test_latency_seconds_count 3",
+    ] {
+        assert!(
+            lines.contains(&expected),
+            "{expected:?} missing from {response}"
+        );
+    }
+
+    let other = http_get(addr, "GET /other HTTP/1.1").await?;
+    assert!(other.starts_with("HTTP/1.1 404 Not Found\r\n"), "{other}");
+    let post = http_get(addr, "POST /metrics HTTP/1.1").await?;
+    assert!(post.starts_with("HTTP/1.1 404 Not Found\r\n"), "{post}");
     Ok(())
 }

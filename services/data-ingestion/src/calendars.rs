@@ -13,8 +13,8 @@ use kpi_domain::calendar::BusinessCalendar;
 use kpi_proto::catalog::GetCalendarRequest;
 use kpi_proto::catalog::catalog_service_client::CatalogServiceClient;
 use kpi_proto::convert::calendar_from;
+use kpi_runtime::client::{ClientOptions, TracedChannel};
 use tokio::sync::Mutex;
-use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
 
 /// How long a calendar is trusted before it is asked for again.
@@ -28,17 +28,22 @@ type Cached = (Instant, Arc<BusinessCalendar>);
 /// Calendars by tenant, fetched from the catalog.
 #[derive(Clone)]
 pub struct Calendars {
-    client: CatalogServiceClient<Channel>,
+    client: CatalogServiceClient<TracedChannel>,
     cache: Arc<Mutex<HashMap<String, Cached>>>,
 }
 
 impl Calendars {
-    /// Calendars from the catalog at `url` (connected lazily).
+    /// Calendars from the catalog at `url` (connected lazily; calls carry
+    /// the trace context, so the catalog's spans join the ingestion trace).
     pub fn new(url: &str) -> Result<Self, tonic::transport::Error> {
-        let channel = Endpoint::from_shared(url.to_string())?
-            .connect_timeout(DEADLINE)
-            .timeout(DEADLINE)
-            .connect_lazy();
+        let channel = kpi_runtime::client::connect(
+            url,
+            ClientOptions {
+                connect_timeout: DEADLINE,
+                timeout: DEADLINE,
+                ..ClientOptions::default()
+            },
+        )?;
         Ok(Self {
             client: CatalogServiceClient::new(channel),
             cache: Arc::default(),
@@ -79,6 +84,10 @@ impl Calendars {
     }
 
     async fn fetch(&self, tenant: &str) -> Result<BusinessCalendar, Status> {
+        tracing::debug!(
+            tenant,
+            "fetching the business calendar from indicator-catalog"
+        );
         let mut request = tonic::Request::new(GetCalendarRequest {
             name: format!("tenants/{tenant}/calendars/default"),
         });

@@ -7,7 +7,7 @@ use kpi_runtime::{ServiceCli, ServiceCommand, ServiceKind, Settings};
 async fn main() -> anyhow::Result<()> {
     let cli = ServiceCli::parse();
     let settings = Settings::load(ServiceKind::Ingestion)?;
-    kpi_runtime::telemetry::init(&settings);
+    let telemetry = kpi_runtime::telemetry::init(&settings);
     match cli.command.unwrap_or_default() {
         ServiceCommand::Migrate => {
             data_ingestion::open_database(&Settings {
@@ -24,5 +24,7 @@ async fn main() -> anyhow::Result<()> {
                 .await?;
         }
     }
+    // Queued spans and metrics reach the collector before the process ends.
+    telemetry.shutdown();
     Ok(())
 }

@@ -20,6 +20,8 @@ use kpi_proto::ingestion::ingestion_service_server::IngestionService;
 use kpi_runtime::{names, status};
 use kpi_store::DatabaseConnection;
 use kpi_store::ingestion::{self as store, Accepted, ChangeSet, IngestWriter, reader};
+use opentelemetry::KeyValue;
+use opentelemetry::metrics::Counter;
 use std::sync::Arc;
 use tokio::sync::{broadcast, mpsc};
 use tokio_stream::StreamExt;
@@ -46,6 +48,38 @@ pub struct IngestionApi {
     db: DatabaseConnection,
     writer: IngestWriter,
     projection: Arc<Projection>,
+    events: EventCounter,
+}
+
+/// `kpi.ingestion.events`: events answered, by outcome (`accepted`,
+/// `duplicate`, `rejected`), counted where the answers are built.
+#[derive(Clone)]
+struct EventCounter(Counter<u64>);
+
+impl EventCounter {
+    fn new() -> Self {
+        Self(
+            kpi_runtime::metrics::meter()
+                .u64_counter("kpi.ingestion.events")
+                .with_description("events answered, by outcome: accepted, duplicate, rejected")
+                .build(),
+        )
+    }
+
+    fn count(&self, answer: &BatchAnswer) {
+        for (outcome, n) in [
+            ("accepted", answer.accepted),
+            ("duplicate", answer.duplicates),
+            ("rejected", answer.rejected),
+        ] {
+            if n > 0 {
+                self.0.add(
+                    n.unsigned_abs().into(),
+                    &[KeyValue::new("outcome", outcome)],
+                );
+            }
+        }
+    }
 }
 
 /// The answers for one batch or chunk.
@@ -64,6 +98,7 @@ impl IngestionApi {
             writer: IngestWriter::new(db.clone()),
             projection: Projection::new(db.clone(), calendars),
             db,
+            events: EventCounter::new(),
         }
     }
 
@@ -128,13 +163,15 @@ impl IngestionApi {
         if fresh > 0 {
             self.projection.wake();
         }
-        Ok(BatchAnswer {
+        let answer = BatchAnswer {
             results,
             accepted: fresh as i32,
             duplicates: duplicates.len() as i32,
             rejected: reasons.len() as i32,
             data_version: outcome.data_version,
-        })
+        };
+        self.events.count(&answer);
+        Ok(answer)
     }
 }
 
