@@ -40,6 +40,10 @@ pub const RUST_LOG_VAR: &str = "RUST_LOG";
 pub const DRAIN_TIMEOUT_SECS_VAR: &str = "KPI_DRAIN_TIMEOUT_SECS";
 /// Whether the service runs its database migrations at start-up.
 pub const RUN_MIGRATIONS_VAR: &str = "KPI_RUN_MIGRATIONS";
+/// Seconds a computed scorecard stays in the cache (scoring).
+pub const CACHE_TTL_SECS_VAR: &str = "KPI_CACHE_TTL_SECS";
+/// Milliseconds one call to another service may take (its deadline).
+pub const CALL_TIMEOUT_MS_VAR: &str = "KPI_CALL_TIMEOUT_MS";
 
 /// Every key accepted in the config file.
 const FILE_KEYS: &[&str] = &[
@@ -52,6 +56,8 @@ const FILE_KEYS: &[&str] = &[
     LOG_VAR,
     DRAIN_TIMEOUT_SECS_VAR,
     RUN_MIGRATIONS_VAR,
+    CACHE_TTL_SECS_VAR,
+    CALL_TIMEOUT_MS_VAR,
 ];
 
 /// Which of the three services a process is.
@@ -139,6 +145,11 @@ pub struct Settings {
     pub drain_timeout: Duration,
     /// `KPI_RUN_MIGRATIONS`, default true.
     pub run_migrations: bool,
+    /// `KPI_CACHE_TTL_SECS`, default 300 seconds (at least 1).
+    pub cache_ttl: Duration,
+    /// `KPI_CALL_TIMEOUT_MS`, default 5,000 ms (at least 1): the deadline of
+    /// every call to another service.
+    pub call_timeout: Duration,
 }
 
 /// Why settings could not be loaded. Messages name the variable and the bad
@@ -190,6 +201,8 @@ impl Settings {
             log_filter: "info".to_owned(),
             drain_timeout: Duration::from_secs(20),
             run_migrations: true,
+            cache_ttl: Duration::from_secs(300),
+            call_timeout: Duration::from_millis(5_000),
         }
     }
 
@@ -302,6 +315,13 @@ impl Settings {
         if let Some(value) = get(RUN_MIGRATIONS_VAR) {
             settings.run_migrations = parse_bool(RUN_MIGRATIONS_VAR, value)?;
         }
+        if let Some(value) = get(CACHE_TTL_SECS_VAR) {
+            settings.cache_ttl = Duration::from_secs(parse_positive(CACHE_TTL_SECS_VAR, value)?);
+        }
+        if let Some(value) = get(CALL_TIMEOUT_MS_VAR) {
+            settings.call_timeout =
+                Duration::from_millis(parse_positive(CALL_TIMEOUT_MS_VAR, value)?);
+        }
         Ok(settings)
     }
 }
@@ -319,7 +339,21 @@ impl fmt::Debug for Settings {
             .field("log_filter", &self.log_filter)
             .field("drain_timeout", &self.drain_timeout)
             .field("run_migrations", &self.run_migrations)
+            .field("cache_ttl", &self.cache_ttl)
+            .field("call_timeout", &self.call_timeout)
             .finish()
+    }
+}
+
+/// A whole number of at least 1.
+fn parse_positive(key: &'static str, value: String) -> Result<u64, SettingsError> {
+    match value.trim().parse::<u64>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(SettingsError::Invalid {
+            key,
+            value,
+            expected: "a whole number of at least 1",
+        }),
     }
 }
 
