@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Starts the indicator-catalog and data-ingestion binaries on one SQLite file
-# and makes the README's grpcurl calls with buf curl (a reflection client
-# like grpcurl): list the methods, check health, define "FCR, 3-day window,
-# chat only" from a JSON body and read it back, ingest a batch with one bad
-# event, query measures, then stop both servers with SIGTERM.
+# Starts the indicator-catalog, data-ingestion and scoring binaries (scoring
+# with its in-process cache) on one SQLite file and makes the README's
+# grpcurl calls with buf curl (a reflection client like grpcurl): list the
+# methods, check health, define "FCR, 3-day window, chat only" from a JSON
+# body and read it back, ingest a batch with one bad event, query measures,
+# read a scorecard and a leaderboard, then stop the servers with SIGTERM.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUF=${BUF:-.ci/.tools/node_modules/.bin/buf}
@@ -11,17 +12,21 @@ ADDR=127.0.0.1:${SMOKE_PORT:-50151}
 URL=http://$ADDR
 INGEST_ADDR=127.0.0.1:${SMOKE_INGEST_PORT:-50152}
 INGEST=http://$INGEST_ADDR
+SCORING_ADDR=127.0.0.1:${SMOKE_SCORING_PORT:-50153}
+SCORING=http://$SCORING_ADDR
 work=$(mktemp -d)
-pid=""; ipid=""
-trap 'kill $pid $ipid 2>/dev/null || true; rm -rf "$work"' EXIT
+pid=""; ipid=""; spid=""
+trap 'kill $pid $ipid $spid 2>/dev/null || true; rm -rf "$work"' EXIT
 
-cargo build -q -p indicator-catalog -p data-ingestion
+cargo build -q -p indicator-catalog -p data-ingestion -p scoring
 BIN=${CARGO_TARGET_DIR:-target}/debug
 export KPI_DATABASE_URL="sqlite://$work/kpi.db?mode=rwc"
 KPI_LISTEN_ADDR=$ADDR "$BIN/indicator-catalog" >"$work/log" 2>&1 &
 pid=$!
 KPI_LISTEN_ADDR=$INGEST_ADDR KPI_CATALOG_URL=$URL "$BIN/data-ingestion" >"$work/ingest.log" 2>&1 &
 ipid=$!
+KPI_LISTEN_ADDR=$SCORING_ADDR KPI_CATALOG_URL=$URL KPI_INGESTION_URL=$INGEST "$BIN/scoring" >"$work/scoring.log" 2>&1 &
+spid=$!
 
 call() { "$BUF" curl --protocol grpc --http2-prior-knowledge "$@"; }
 
@@ -35,6 +40,7 @@ wait_serving() {
 }
 wait_serving "$URL" "$pid"
 wait_serving "$INGEST" "$ipid"
+wait_serving "$SCORING" "$spid"
 
 call --list-methods "$URL" | tee "$work/methods"
 grep -q '^kpi.catalog.v1.CatalogService/CreateIndicator$' "$work/methods"
@@ -62,8 +68,25 @@ grep -q '"value": 5' "$work/measures"
 # Replaying the batch changes nothing.
 call -d @examples/ingestion/ingest-tickets.json "$INGEST/kpi.ingestion.v1.IngestionService/IngestEvents" | grep -q '"duplicates": 5'
 
-kill -TERM "$pid" "$ipid"
-wait "$pid" "$ipid"
+# Scoring: Ann's October under the template that applies to her
+# (ticket_handling): one ticket handled, CSAT 5 from one response (below the
+# minimum of 10).
+call -d @examples/ingestion/ingest-roster.json "$INGEST/kpi.ingestion.v1.IngestionService/IngestEvents" | grep -q '"accepted": 3'
+call -d @examples/scoring/get-scorecard-ann.json "$SCORING/kpi.scoring.v1.ScoringService/GetScorecard" | tee "$work/card"
+grep -q '"template": "ticket_handling"' "$work/card"
+grep -q '"grade": "D"' "$work/card"
+call -d '{"parent":"tenants/acme","teamId":"ecom","period":{"kind":"PERIOD_KIND_MONTH","date":"2026-10-01"},"pageSize":20}' \
+  "$SCORING/kpi.scoring.v1.ScoringService/ListScorecards" | tee "$work/board"
+grep -q '"totalSize": 2' "$work/board"
+if call -d '{"parent":"tenants/acme","subject":{"kind":"SUBJECT_KIND_AGENT","id":"ann"},"period":{"kind":"PERIOD_KIND_MONTH","date":"2026-13-01"}}' \
+    "$SCORING/kpi.scoring.v1.ScoringService/GetScorecard" >"$work/bad-period" 2>&1; then
+  echo "a bad period was accepted"; exit 1
+fi
+grep -q 'period.date' "$work/bad-period"
+
+kill -TERM "$pid" "$ipid" "$spid"
+wait "$pid" "$ipid" "$spid"
 grep -q 'stopped' "$work/log"
 grep -q 'stopped' "$work/ingest.log"
+grep -q 'stopped' "$work/scoring.log"
 echo "smoke: ok"

@@ -1,10 +1,9 @@
 //! End to end across the services, with the real binaries as processes:
 //!
-//! - one request that crosses services is one trace: a data-ingestion call
-//!   that makes ingestion fetch the tenant's calendar from
-//!   indicator-catalog yields server and client spans from both processes
-//!   under one trace id, each parent present, and JSON log lines that carry
-//!   the trace id;
+//! - one request that crosses services is one trace: a `GetScorecard` that
+//!   misses the cache yields spans from scoring, indicator-catalog and
+//!   data-ingestion under one trace id, each parent present, and JSON log
+//!   lines that carry the trace id;
 //! - the metrics endpoints count requests by code, ingested events by
 //!   outcome, and kpi-cache hits, misses and errors;
 //! - a collector that is down changes nothing for the callers.
@@ -15,11 +14,14 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use kpi_cache::{Cache, CacheConfig, CacheKey};
-use kpi_proto::catalog::GetIndicatorRequest;
 use kpi_proto::catalog::catalog_service_client::CatalogServiceClient;
+use kpi_proto::catalog::{GetIndicatorRequest, InstallStarterKitRequest};
+use kpi_proto::common::{Period, PeriodKind, Subject, SubjectKind};
 use kpi_proto::ingestion as pb;
 use kpi_proto::ingestion::event::Payload;
 use kpi_proto::ingestion::ingestion_service_client::IngestionServiceClient;
+use kpi_proto::scoring::GetScorecardRequest;
+use kpi_proto::scoring::scoring_service_client::ScoringServiceClient;
 use kpi_runtime::{ServiceKind, Settings};
 use support::{
     Binary, CollectedSpan, OtlpReceiver, SPAN_KIND_CLIENT, SPAN_KIND_SERVER, ServiceProcess,
@@ -108,64 +110,180 @@ fn find<'a>(spans: &'a [CollectedSpan], service: &str, name: &str, kind: i32) ->
     }
 }
 
+/// A team and an agent of it, as the roster knows them.
+fn roster() -> Vec<pb::Event> {
+    let at = Some(prost_types::Timestamp {
+        seconds: 1_767_225_600, // 2026-01-01T00:00:00Z
+        nanos: 0,
+    });
+    vec![
+        pb::Event {
+            event_id: "r-team".to_owned(),
+            occurred_at: at,
+            payload: Some(Payload::Team(pb::TeamUpsert {
+                team_id: "ecom".to_owned(),
+                display_name: "E-commerce".to_owned(),
+                ..Default::default()
+            })),
+        },
+        pb::Event {
+            event_id: "r-ann".to_owned(),
+            occurred_at: at,
+            payload: Some(Payload::Agent(pb::AgentUpsert {
+                agent_id: "ann".to_owned(),
+                display_name: "Ann".to_owned(),
+                team_id: "ecom".to_owned(),
+                role: "tier1".to_owned(),
+                hired_on: "2024-03-01".to_owned(),
+                active: true,
+            })),
+        },
+    ]
+}
+
+/// Follows parent links from `span` up to `root`; every parent must have
+/// been exported in the same trace.
+fn assert_descends(spans: &[CollectedSpan], span: &CollectedSpan, root: &CollectedSpan) {
+    assert_eq!(hex(&span.trace_id), hex(&root.trace_id), "{span:?}");
+    let mut cursor = span;
+    while cursor.span_id != root.span_id {
+        cursor = spans
+            .iter()
+            .find(|s| s.span_id == cursor.parent_span_id && s.trace_id == root.trace_id)
+            .unwrap_or_else(|| panic!("the parent of {cursor:?} was not exported"));
+    }
+}
+
+/// Ann's scorecard for October 2026, under the template that applies to her.
+fn ann_in_october() -> GetScorecardRequest {
+    GetScorecardRequest {
+        parent: "tenants/acme".to_owned(),
+        subject: Some(Subject {
+            kind: SubjectKind::Agent as i32,
+            id: "ann".to_owned(),
+        }),
+        period: Some(Period {
+            kind: PeriodKind::Month as i32,
+            date: "2026-10-01".to_owned(),
+            end_date: String::new(),
+        }),
+        ..Default::default()
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_ingestion_call_is_one_trace_across_ingestion_and_catalog() -> anyhow::Result<()> {
+async fn one_cache_missing_scorecard_is_one_trace_across_the_three_services() -> anyhow::Result<()>
+{
     let otlp = OtlpReceiver::start().await?;
     let (catalog, ingestion) = spawn_catalog_and_ingestion(Some(&otlp)).await?;
+    let scoring = ServiceProcess::spawn(
+        Binary::Scoring,
+        Some(&otlp),
+        &[
+            ("KPI_CATALOG_URL", catalog.url()),
+            ("KPI_INGESTION_URL", ingestion.url()),
+            // The cache miss logs at debug, inside the request's span.
+            ("KPI_LOG", "info,scoring=debug".to_owned()),
+        ],
+    )
+    .await?;
+    CatalogServiceClient::connect(catalog.url())
+        .await?
+        .install_starter_kit(InstallStarterKitRequest {
+            parent: "tenants/acme".to_owned(),
+            time_zone: String::new(),
+        })
+        .await?;
+    let mut events = roster();
+    events.push(ticket_created("e-1"));
+    let answer = ingest(ingestion.url(), events).await?;
+    assert_eq!(answer.accepted, 3, "{answer:?}");
 
-    let answer = ingest(ingestion.url(), vec![ticket_created("e-1")]).await?;
-    assert_eq!(answer.accepted, 1, "{answer:?}");
+    // The first request for this card misses the (in-process) cache.
+    let card = ScoringServiceClient::connect(scoring.url())
+        .await?
+        .get_scorecard(ann_in_october())
+        .await?
+        .into_inner();
+    assert!(card.scorecard.is_some(), "{card:?}");
+    // The same card again is served from the cache; scoring's scrape endpoint
+    // counts both the miss and the hit.
+    let again = ScoringServiceClient::connect(scoring.url())
+        .await?
+        .get_scorecard(ann_in_october())
+        .await?
+        .into_inner();
+    assert_eq!(again.scorecard, card.scorecard);
+    let metrics = scrape(scoring.metrics_addr).await?;
+    assert!(
+        sample(&metrics, "kpi_cache_misses_total", &[]) >= 1.0,
+        "{metrics}"
+    );
+    assert!(
+        sample(&metrics, "kpi_cache_hits_total", &[]) >= 1.0,
+        "{metrics}"
+    );
+    assert_eq!(requests(&metrics, "GetScorecard", "OK"), 2.0, "{metrics}");
 
     // A clean stop flushes each process's queued spans to the receiver.
-    let ingestion_logs = ingestion.stop().await?;
+    let scoring_logs = scoring.stop().await?;
+    ingestion.stop().await?;
     catalog.stop().await?;
     let spans = otlp.spans();
 
-    let ingest = find(
+    let root = find(
         &spans,
-        "data-ingestion",
-        "kpi.ingestion.v1.IngestionService/IngestEvents",
+        "scoring",
+        "kpi.scoring.v1.ScoringService/GetScorecard",
         SPAN_KIND_SERVER,
     );
-    let call = find(
+    // The test sent no trace context: the trace starts at scoring.
+    assert!(root.parent_span_id.is_empty(), "{root:?}");
+    assert_eq!(root.trace_id.len(), 16);
+    let resolve_call = find(
         &spans,
-        "data-ingestion",
-        "kpi.catalog.v1.CatalogService/GetCalendar",
+        "scoring",
+        "kpi.catalog.v1.CatalogService/ResolveTemplate",
         SPAN_KIND_CLIENT,
     );
-    let served = find(
+    let resolved = find(
         &spans,
         "indicator-catalog",
-        "kpi.catalog.v1.CatalogService/GetCalendar",
+        "kpi.catalog.v1.CatalogService/ResolveTemplate",
         SPAN_KIND_SERVER,
     );
-    // One trace, rooted at ingestion's server span (the test sent no parent).
-    assert!(ingest.parent_span_id.is_empty(), "{ingest:?}");
-    assert_eq!(ingest.trace_id.len(), 16);
-    for span in [call, served] {
-        assert_eq!(hex(&span.trace_id), hex(&ingest.trace_id), "{span:?}");
-    }
-    // The catalog's span hangs off ingestion's client span, which descends
-    // from ingestion's server span through spans that were all exported.
-    assert_eq!(served.parent_span_id, call.span_id);
-    let mut cursor = call;
-    while cursor.span_id != ingest.span_id {
-        cursor = spans
-            .iter()
-            .find(|s| s.span_id == cursor.parent_span_id && s.trace_id == ingest.trace_id)
-            .unwrap_or_else(|| panic!("the parent of {cursor:?} was not exported"));
+    let query_call = find(
+        &spans,
+        "scoring",
+        "kpi.ingestion.v1.IngestionService/QueryMeasures",
+        SPAN_KIND_CLIENT,
+    );
+    let queried = find(
+        &spans,
+        "data-ingestion",
+        "kpi.ingestion.v1.IngestionService/QueryMeasures",
+        SPAN_KIND_SERVER,
+    );
+    // Each service's server span hangs off scoring's client span for it.
+    assert_eq!(resolved.parent_span_id, resolve_call.span_id);
+    assert_eq!(queried.parent_span_id, query_call.span_id);
+    for span in [resolve_call, resolved, query_call, queried] {
+        assert_descends(&spans, span, root);
     }
 
-    // The JSON log line written inside the request carries its trace id.
-    let trace_id = hex(&ingest.trace_id);
-    let line = ingestion_logs
+    // The JSON log lines written inside the request carry its trace id.
+    let trace_id = hex(&root.trace_id);
+    let traced: Vec<_> = scoring_logs
         .iter()
-        .find(|l| l["message"] == "fetching the business calendar from indicator-catalog");
-    let Some(line) = line else {
-        panic!("no calendar fetch logged: {ingestion_logs:#?}");
-    };
-    assert_eq!(line["trace_id"], trace_id.as_str(), "{line}");
-    assert_eq!(line["span_id"].as_str().map(str::len), Some(16), "{line}");
+        .filter(|l| l["trace_id"] == trace_id.as_str())
+        .collect();
+    assert!(
+        !traced.is_empty(),
+        "no log line of the request: {scoring_logs:#?}"
+    );
+    for line in traced {
+        assert_eq!(line["span_id"].as_str().map(str::len), Some(16), "{line}");
+    }
     Ok(())
 }
 

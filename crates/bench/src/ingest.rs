@@ -34,7 +34,8 @@ use crate::serve::{self, IngestionProcess};
 use crate::wire;
 
 /// The server used when `KPI_DATABASE_URL` is not set.
-const DEFAULT_DATABASE_URL: &str = "postgres://postgres:postgres@127.0.0.1:5432/postgres";
+pub(crate) const DEFAULT_DATABASE_URL: &str =
+    "postgres://postgres:postgres@127.0.0.1:5432/postgres";
 /// The tenant the events are ingested for.
 const TENANT: &str = "bench";
 /// The largest gRPC message either side accepts.
@@ -134,7 +135,7 @@ pub(crate) async fn run(args: IngestArgs) -> anyhow::Result<()> {
 }
 
 /// Settings for the in-process catalog (and this process's logging).
-fn log_settings() -> Settings {
+pub(crate) fn log_settings() -> Settings {
     let mut settings = Settings::defaults(ServiceKind::Catalog);
     // sqlx reports the long COPY and check statements as slow: expected here.
     settings.log_filter =
@@ -155,7 +156,7 @@ async fn drop_database(admin_url: &str, name: &str) -> anyhow::Result<()> {
 }
 
 /// `url` with its database (the path) replaced by `name`; the query is kept.
-fn with_database(url: &str, name: &str) -> anyhow::Result<String> {
+pub(crate) fn with_database(url: &str, name: &str) -> anyhow::Result<String> {
     let (base, query) = match url.split_once('?') {
         Some((base, query)) => (base, Some(query)),
         None => (url, None),
@@ -179,14 +180,14 @@ fn with_database(url: &str, name: &str) -> anyhow::Result<String> {
 }
 
 /// The in-process indicator-catalog.
-struct CatalogServer {
-    endpoint: String,
+pub(crate) struct CatalogServer {
+    pub(crate) endpoint: String,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<anyhow::Result<()>>,
 }
 
 impl CatalogServer {
-    async fn start(database_url: &str) -> anyhow::Result<CatalogServer> {
+    pub(crate) async fn start(database_url: &str) -> anyhow::Result<CatalogServer> {
         let mut settings = log_settings();
         settings.listen_addr = "127.0.0.1:0".parse()?;
         settings.database_url = database_url.to_owned();
@@ -205,7 +206,7 @@ impl CatalogServer {
         })
     }
 
-    async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }

@@ -9,6 +9,10 @@
 //! RESULT ingest value=<events/s> baseline=<copy rows/s> ratio=<value/baseline> peak_rss_mib=<MiB>
 //! ```
 //!
+//! `kpi-bench score` and `kpi-bench cache` measure the scoring service on a
+//! seeded month (see `score.rs`) and end with `RESULT score …` and
+//! `RESULT cache …` lines.
+//!
 //! `peak_rss_mib` is the peak resident memory of the data-ingestion process,
 //! which runs as a child process (this binary re-executed with the hidden
 //! `serve-ingestion` sub-command) so it can be measured on its own.
@@ -20,6 +24,7 @@
 
 mod generator;
 mod ingest;
+mod score;
 mod serve;
 mod wire;
 
@@ -40,6 +45,13 @@ enum Command {
     /// Serves data-ingestion from KPI_* variables (used by `ingest` in a child process).
     #[command(hide = true)]
     ServeIngestion,
+    /// Cold scoring of a month for every agent against a hand-written SQL baseline.
+    Score(score::DatasetArgs),
+    /// Cached GetScorecard throughput and latency against a no-op RPC.
+    Cache(score::CacheArgs),
+    /// Serves scoring from KPI_* variables (used by `score` and `cache` in a child process).
+    #[command(hide = true)]
+    ServeScoring,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -50,5 +62,8 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Ingest(args) => runtime.block_on(ingest::run(args)),
         Command::ServeIngestion => runtime.block_on(serve::serve_ingestion()),
+        Command::Score(args) => runtime.block_on(score::run_score(args)),
+        Command::Cache(args) => runtime.block_on(score::run_cache(args)),
+        Command::ServeScoring => runtime.block_on(serve::serve_scoring()),
     }
 }

@@ -48,14 +48,40 @@ pub(crate) fn free_local_addr() -> anyhow::Result<SocketAddr> {
     Ok(listener.local_addr()?)
 }
 
-/// The data-ingestion child process; killed when dropped.
-pub(crate) struct IngestionProcess {
+/// Serves scoring until SIGINT/SIGTERM or until stdin closes.
+pub(crate) async fn serve_scoring() -> anyhow::Result<()> {
+    let settings = Settings::load(ServiceKind::Scoring)?;
+    kpi_runtime::telemetry::init(&settings);
+    let app = scoring::App::build(&settings).await?;
+    let (closed_tx, closed_rx) = oneshot::channel::<()>();
+    std::thread::spawn(move || {
+        let mut sink = [0_u8; 64];
+        let mut stdin = std::io::stdin();
+        while matches!(stdin.read(&mut sink), Ok(n) if n > 0) {}
+        let _ = closed_tx.send(());
+    });
+    let shutdown = async move {
+        tokio::select! {
+            () = kpi_runtime::shutdown_signal() => {}
+            _ = closed_rx => {}
+        }
+    };
+    app.run_until_stopped(shutdown).await
+}
+
+/// A service child process (this executable with a hidden `serve-…`
+/// sub-command); killed when dropped.
+pub(crate) struct ServiceProcess {
     child: Child,
     stdin: Option<ChildStdin>,
     addr: SocketAddr,
+    kind: ServiceKind,
 }
 
-impl IngestionProcess {
+/// The data-ingestion child process of `kpi-bench ingest`.
+pub(crate) type IngestionProcess = ServiceProcess;
+
+impl ServiceProcess {
     /// Starts this executable with `serve-ingestion` on `addr`, on
     /// `database_url`, with calendars from `catalog_url`.
     pub(crate) fn spawn(
@@ -63,24 +89,54 @@ impl IngestionProcess {
         addr: SocketAddr,
         database_url: &str,
         catalog_url: &str,
-    ) -> anyhow::Result<IngestionProcess> {
+    ) -> anyhow::Result<ServiceProcess> {
+        Self::spawn_kind(
+            exe,
+            ServiceKind::Ingestion,
+            addr,
+            &[
+                ("KPI_DATABASE_URL", database_url.to_owned()),
+                ("KPI_CATALOG_URL", catalog_url.to_owned()),
+                ("KPI_RUN_MIGRATIONS", "true".to_owned()),
+            ],
+        )
+    }
+
+    /// Starts this executable with `serve-<kind>` on `addr` with `env`.
+    pub(crate) fn spawn_kind(
+        exe: &Path,
+        kind: ServiceKind,
+        addr: SocketAddr,
+        env: &[(&str, String)],
+    ) -> anyhow::Result<ServiceProcess> {
         let log = std::env::var("KPI_LOG").unwrap_or_else(|_| "warn".to_owned());
-        let mut child = Command::new(exe)
-            .arg("serve-ingestion")
+        let sub = match kind {
+            ServiceKind::Scoring => "serve-scoring",
+            _ => "serve-ingestion",
+        };
+        let mut command = Command::new(exe);
+        command
+            .arg(sub)
             .env_remove("KPI_CONFIG_FILE")
             .env("KPI_LISTEN_ADDR", addr.to_string())
-            .env("KPI_DATABASE_URL", database_url)
-            .env("KPI_CATALOG_URL", catalog_url)
-            .env("KPI_RUN_MIGRATIONS", "true")
             .env("KPI_DRAIN_TIMEOUT_SECS", "1")
             .env("KPI_LOG", log)
             .stdin(Stdio::piped())
             .stdout(Stdio::inherit())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::inherit());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut child = command
             .spawn()
-            .with_context(|| format!("cannot start {} serve-ingestion", exe.display()))?;
+            .with_context(|| format!("cannot start {} {sub}", exe.display()))?;
         let stdin = child.stdin.take();
-        Ok(IngestionProcess { child, stdin, addr })
+        Ok(ServiceProcess {
+            child,
+            stdin,
+            addr,
+            kind,
+        })
     }
 
     /// The child's process id.
@@ -93,16 +149,19 @@ impl IngestionProcess {
         format!("http://{}", self.addr)
     }
 
-    /// Waits until its health check answers SERVING for the ingestion service.
+    /// Waits until its health check answers SERVING for its service.
     pub(crate) async fn wait_ready(&mut self) -> anyhow::Result<()> {
         let started = Instant::now();
         let mut last_problem = String::from("no answer yet");
         loop {
             if let Some(status) = self.child.try_wait()? {
-                bail!("data-ingestion exited before it was ready: {status}");
+                bail!("{} exited before it was ready: {status}", self.kind);
             }
             if started.elapsed() > READY_TIMEOUT {
-                bail!("data-ingestion was not ready after {READY_TIMEOUT:?} ({last_problem})");
+                bail!(
+                    "{} was not ready after {READY_TIMEOUT:?} ({last_problem})",
+                    self.kind
+                );
             }
             match self.check_health().await {
                 Ok(true) => return Ok(()),
@@ -121,7 +180,7 @@ impl IngestionProcess {
             .await?;
         let answer = HealthClient::new(channel)
             .check(HealthCheckRequest {
-                service: ServiceKind::Ingestion.grpc_service_name().to_owned(),
+                service: self.kind.grpc_service_name().to_owned(),
             })
             .await?
             .into_inner();
@@ -141,7 +200,7 @@ impl IngestionProcess {
     }
 }
 
-impl Drop for IngestionProcess {
+impl Drop for ServiceProcess {
     fn drop(&mut self) {
         self.stop();
     }

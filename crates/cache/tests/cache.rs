@@ -1,15 +1,15 @@
 //! Integration tests of `kpi-cache`: the in-process backend, key isolation,
 //! single flight, and the Redis backend against a real `redis-server` that
-//! each Redis test starts for itself on a free port (stopped, paused and
-//! flushed while in use).
+//! each Redis test starts for itself on a free port with
+//! `kpi_testkit::RedisServer` (stopped, paused and flushed while in use).
 
 use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use kpi_cache::{Cache, CacheConfig, CacheKey};
+use kpi_testkit::RedisServer;
 
 /// Upper bound for a call that must not hang; far above what any call should
 /// take, so it only catches multi-second stalls, not slow machines.
@@ -81,110 +81,6 @@ fn free_port() -> u16 {
         .local_addr()
         .expect("local addr")
         .port()
-}
-
-/// A `redis-server` of this test alone, on a free port; killed on drop.
-struct RedisServer {
-    child: Child,
-    port: u16,
-}
-
-impl RedisServer {
-    async fn start() -> Self {
-        let port = free_port();
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string()])
-            .args(["--bind", "127.0.0.1"])
-            .args(["--save", ""])
-            .args(["--appendonly", "no"])
-            .args(["--dir", &std::env::temp_dir().to_string_lossy()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server is installed (apt-get install redis-server)");
-        let mut server = RedisServer { child, port };
-        let deadline = Instant::now() + POLL_BOUND;
-        loop {
-            if server.ping().await {
-                return server;
-            }
-            if let Ok(Some(status)) = server.child.try_wait() {
-                panic!("redis-server on port {port} exited: {status}");
-            }
-            assert!(
-                Instant::now() < deadline,
-                "redis-server on port {port} never answered PING"
-            );
-            tokio::time::sleep(POLL_EVERY).await;
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
-    }
-
-    async fn connection(&self) -> Option<redis::aio::MultiplexedConnection> {
-        let client = redis::Client::open(self.url()).ok()?;
-        tokio::time::timeout(
-            Duration::from_secs(1),
-            client.get_multiplexed_async_connection(),
-        )
-        .await
-        .ok()?
-        .ok()
-    }
-
-    async fn ping(&self) -> bool {
-        let Some(mut conn) = self.connection().await else {
-            return false;
-        };
-        let pong = tokio::time::timeout(
-            Duration::from_secs(1),
-            redis::cmd("PING").query_async::<String>(&mut conn),
-        )
-        .await;
-        matches!(pong, Ok(Ok(ref s)) if s == "PONG")
-    }
-
-    /// Runs one command through a plain client of its own.
-    async fn command<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> T {
-        let mut conn = self.connection().await.expect("plain redis connection");
-        tokio::time::timeout(Duration::from_secs(2), cmd.query_async::<T>(&mut conn))
-            .await
-            .expect("plain redis command in time")
-            .expect("plain redis command")
-    }
-
-    fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .args([signal, &self.child.id().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill {signal} failed");
-    }
-
-    /// SIGSTOP: the server still accepts connections but answers nothing.
-    fn pause(&self) {
-        self.signal("-STOP");
-    }
-
-    /// SIGCONT.
-    fn resume(&self) {
-        self.signal("-CONT");
-    }
-
-    /// Kills the server and reaps it.
-    fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.stop();
-    }
 }
 
 /// Log output captured from the current thread.
@@ -384,7 +280,7 @@ async fn single_flight_memory() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn single_flight_redis() {
-    let server = RedisServer::start().await;
+    let server = RedisServer::start().await.expect("redis-server");
     single_flight_computes_once(redis_cache(&server, "single_flight_redis")).await;
 }
 
@@ -487,7 +383,7 @@ async fn bad_url_is_an_error_and_unreachable_redis_does_not_block() {
 
 #[tokio::test]
 async fn redis_round_trip_is_shared_between_instances() {
-    let server = RedisServer::start().await;
+    let server = RedisServer::start().await.expect("redis-server");
     let writer = redis_cache(&server, "round_trip");
     let reader = redis_cache(&server, "round_trip");
     let key = scorecard_key("acme", "agent-1");
@@ -506,7 +402,10 @@ async fn redis_round_trip_is_shared_between_instances() {
 
     // Stored under the rendered key, with the TTL.
     let rendered = key.render(&unique_prefix("round_trip"));
-    let pttl: i64 = server.command(redis::cmd("PTTL").arg(&rendered)).await;
+    let pttl: i64 = server
+        .command(redis::cmd("PTTL").arg(&rendered))
+        .await
+        .expect("redis command");
     assert!(pttl > 0 && pttl <= 60_000, "pttl {pttl}");
     assert_eq!(writer.stats().errors, 0);
     assert_eq!(reader.stats().errors, 0);
@@ -516,7 +415,7 @@ async fn redis_round_trip_is_shared_between_instances() {
 async fn redis_stopped_computes_from_source() {
     let logs = CapturedLogs::default();
     let _guard = logs.install();
-    let mut server = RedisServer::start().await;
+    let mut server = RedisServer::start().await.expect("redis-server");
     let cache = redis_cache_with(server.url(), "stopped", Duration::from_millis(250));
     let cached = scorecard_key("acme", "agent-1");
     let fresh = scorecard_key("acme", "agent-2");
@@ -551,14 +450,14 @@ async fn redis_stopped_computes_from_source() {
 
 #[tokio::test]
 async fn redis_paused_computes_from_source_then_recovers() {
-    let server = RedisServer::start().await;
+    let server = RedisServer::start().await.expect("redis-server");
     let cache = redis_cache_with(server.url(), "paused", Duration::from_millis(250));
     let runs = AtomicUsize::new(0);
     let warm = scorecard_key("acme", "agent-1");
     fetch(&cache, &warm, &runs).await.expect("warm");
     assert_eq!(cache.stats().errors, 0);
 
-    server.pause();
+    server.pause().expect("SIGSTOP");
     let started = Instant::now();
     for key in [scorecard_key("acme", "agent-2"), warm.clone()] {
         let value = fetch(&cache, &key, &runs)
@@ -572,7 +471,7 @@ async fn redis_paused_computes_from_source_then_recovers() {
         started.elapsed()
     );
     assert!(cache.stats().errors >= 1);
-    server.resume();
+    server.resume().expect("SIGCONT");
 
     // Once the breaker has cooled down, values are stored in Redis again.
     let mut n = 0;
@@ -586,7 +485,8 @@ async fn redis_paused_computes_from_source_then_recovers() {
             assert_eq!(*value, source_value(&key));
             let stored: Option<Vec<u8>> = server
                 .command(redis::cmd("GET").arg(key.render(prefix)))
-                .await;
+                .await
+                .expect("redis command");
             stored.as_deref() == Some(source_value(&key).as_slice())
         }
     })
@@ -602,7 +502,7 @@ async fn redis_paused_computes_from_source_then_recovers() {
 
 #[tokio::test]
 async fn redis_flushed_recomputes() {
-    let server = RedisServer::start().await;
+    let server = RedisServer::start().await.expect("redis-server");
     let cache = redis_cache(&server, "flushed");
     let key = scorecard_key("acme", "agent-1");
     let runs = AtomicUsize::new(0);
@@ -610,7 +510,10 @@ async fn redis_flushed_recomputes() {
     fetch(&cache, &key, &runs).await.expect("cached");
     assert_eq!(runs.load(Ordering::SeqCst), 1);
 
-    let () = server.command(&redis::cmd("FLUSHALL")).await;
+    let () = server
+        .command(&redis::cmd("FLUSHALL"))
+        .await
+        .expect("redis command");
 
     let value = fetch(&cache, &key, &runs).await.expect("recomputed");
     assert_eq!(*value, source_value(&key));
@@ -621,7 +524,7 @@ async fn redis_flushed_recomputes() {
 
 #[tokio::test]
 async fn redis_garbage_computes_from_source() {
-    let server = RedisServer::start().await;
+    let server = RedisServer::start().await.expect("redis-server");
     let cache = redis_cache(&server, "garbage");
     let key = scorecard_key("acme", "agent-1");
     // A list where a string is expected: GET answers WRONGTYPE.
@@ -631,7 +534,8 @@ async fn redis_garbage_computes_from_source() {
                 .arg(key.render(&unique_prefix("garbage")))
                 .arg("x"),
         )
-        .await;
+        .await
+        .expect("redis command");
     let runs = AtomicUsize::new(0);
     let value = fetch(&cache, &key, &runs)
         .await

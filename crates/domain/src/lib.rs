@@ -12,6 +12,7 @@
 //! - [`period`]: days, ISO weeks, months, quarters and custom ranges in a time zone.
 //! - [`catalog`]: a tenant's whole catalog and every lifecycle operation on it,
 //!   export and import.
+//! - [`alerting`]: alert rules on indicator series, and leaderboard ranks.
 //! - [`scorecard`]: the scoring math: values, samples, Wilson intervals, scores, weights, vetoes, grades.
 //! - [`starter`]: the starter kit (DOMAIN.md §4 and §6).
 //! - [`events`]: ingested events, validated (the event store keeps them as JSON).
@@ -19,6 +20,7 @@
 //! - [`error`]: field-path violations returned by every validation.
 #![forbid(unsafe_code)]
 
+pub mod alerting;
 pub mod calendar;
 pub mod catalog;
 pub mod error;

@@ -628,6 +628,27 @@ mod tests {
 
     proptest! {
         #[test]
+        fn linear_scores_are_monotonic_in_the_actual_value(
+            worst in -1000.0f64..1000.0,
+            span in 0.001f64..1000.0,
+            lower_is_better in any::<bool>(),
+            a in -3000.0f64..3000.0,
+            b in -3000.0f64..3000.0,
+        ) {
+            // For lower-is-better the rule runs from a high worst to a low best.
+            let (direction, rule) = if lower_is_better {
+                (Direction::LowerIsBetter, ScoringRule::Linear { worst: worst + span, best: worst })
+            } else {
+                (Direction::HigherIsBetter, ScoringRule::Linear { worst, best: worst + span })
+            };
+            let (better, worse) = if direction.at_least_as_good(a, b) { (a, b) } else { (b, a) };
+            let s_better = rule.score(better, direction, None).unwrap().score;
+            let s_worse = rule.score(worse, direction, None).unwrap().score;
+            prop_assert!(s_better >= s_worse, "{better} scored {s_better} < {worse} scored {s_worse}");
+            prop_assert!((0.0..=100.0).contains(&s_better) && (0.0..=100.0).contains(&s_worse));
+        }
+
+        #[test]
         fn effective_weights_sum_to_100(weights in proptest::collection::vec(1u32..60, 1..8), present in proptest::collection::vec(any::<bool>(), 8)) {
             let total: u32 = weights.iter().sum();
             // Scale to exactly 100 by putting the remainder on the last item.

@@ -135,7 +135,8 @@ pub fn attribution_from(v: i32, field: &str, p: &mut Problems) -> Attribution {
     }
 }
 
-fn attribution_to(a: Attribution) -> cpb::Attribution {
+/// The proto enum of an attribution rule.
+pub fn attribution_to(a: Attribution) -> cpb::Attribution {
     use cpb::Attribution as A;
     match a {
         Attribution::Default => A::Unspecified,
@@ -159,7 +160,8 @@ pub fn time_basis_from(v: i32, field: &str, p: &mut Problems) -> TimeBasis {
     }
 }
 
-fn time_basis_to(t: TimeBasis) -> cpb::TimeBasis {
+/// The proto enum of a time basis.
+pub fn time_basis_to(t: TimeBasis) -> cpb::TimeBasis {
     match t {
         TimeBasis::Calendar => cpb::TimeBasis::Calendar,
         TimeBasis::BusinessHours => cpb::TimeBasis::BusinessHours,
@@ -180,7 +182,8 @@ fn direction_from(v: i32, field: &str, p: &mut Problems) -> Option<Direction> {
     }
 }
 
-fn direction_to(d: Direction) -> pb::Direction {
+/// The proto enum of a direction.
+pub fn direction_to(d: Direction) -> pb::Direction {
     match d {
         Direction::HigherIsBetter => pb::Direction::HigherIsBetter,
         Direction::LowerIsBetter => pb::Direction::LowerIsBetter,

@@ -51,6 +51,10 @@ pub const MAX_CONNECTION_AGE_GRACE_SECS_VAR: &str = "KPI_MAX_CONNECTION_AGE_GRAC
 /// The standard OpenTelemetry variable: the OTLP/gRPC collector, e.g.
 /// `http://otel-collector:4317`; unset means no spans or metrics are exported.
 pub const OTLP_ENDPOINT_VAR: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
+/// Seconds a computed scorecard stays in the cache (scoring).
+pub const CACHE_TTL_SECS_VAR: &str = "KPI_CACHE_TTL_SECS";
+/// Milliseconds one call to another service may take (its deadline).
+pub const CALL_TIMEOUT_MS_VAR: &str = "KPI_CALL_TIMEOUT_MS";
 
 /// Every key accepted in the config file.
 const FILE_KEYS: &[&str] = &[
@@ -66,6 +70,8 @@ const FILE_KEYS: &[&str] = &[
     METRICS_ADDR_VAR,
     MAX_CONNECTION_AGE_SECS_VAR,
     MAX_CONNECTION_AGE_GRACE_SECS_VAR,
+    CACHE_TTL_SECS_VAR,
+    CALL_TIMEOUT_MS_VAR,
 ];
 
 /// Which of the three services a process is.
@@ -161,6 +167,11 @@ pub struct Settings {
     pub max_connection_age_grace: Duration,
     /// `OTEL_EXPORTER_OTLP_ENDPOINT`, default none (nothing exported over OTLP).
     pub otlp_endpoint: Option<String>,
+    /// `KPI_CACHE_TTL_SECS`, default 300 seconds (at least 1).
+    pub cache_ttl: Duration,
+    /// `KPI_CALL_TIMEOUT_MS`, default 5,000 ms (at least 1): the deadline of
+    /// every call to another service.
+    pub call_timeout: Duration,
 }
 
 /// Why settings could not be loaded. Messages name the variable and the bad
@@ -216,6 +227,8 @@ impl Settings {
             max_connection_age: None,
             max_connection_age_grace: Duration::from_secs(30),
             otlp_endpoint: None,
+            cache_ttl: Duration::from_secs(300),
+            call_timeout: Duration::from_millis(5_000),
         }
     }
 
@@ -348,6 +361,13 @@ impl Settings {
                 "an http(s) URL of an OTLP/gRPC collector",
             )?);
         }
+        if let Some(value) = get(CACHE_TTL_SECS_VAR) {
+            settings.cache_ttl = Duration::from_secs(parse_positive(CACHE_TTL_SECS_VAR, value)?);
+        }
+        if let Some(value) = get(CALL_TIMEOUT_MS_VAR) {
+            settings.call_timeout =
+                Duration::from_millis(parse_positive(CALL_TIMEOUT_MS_VAR, value)?);
+        }
         Ok(settings)
     }
 }
@@ -372,7 +392,21 @@ impl fmt::Debug for Settings {
                 "otlp_endpoint",
                 &self.otlp_endpoint.as_deref().map(redact_url),
             )
+            .field("cache_ttl", &self.cache_ttl)
+            .field("call_timeout", &self.call_timeout)
             .finish()
+    }
+}
+
+/// A whole number of at least 1.
+fn parse_positive(key: &'static str, value: String) -> Result<u64, SettingsError> {
+    match value.trim().parse::<u64>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(SettingsError::Invalid {
+            key,
+            value,
+            expected: "a whole number of at least 1",
+        }),
     }
 }
 

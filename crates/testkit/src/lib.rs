@@ -5,7 +5,13 @@
 //!   afterwards, or a new SQLite file in a temporary directory.
 //! - [`settings`]: a service's settings for a test: port 0 and that database.
 //! - [`RunningServer`]: a service spawned on a real socket, stopped on demand.
+//! - [`redis_server`]: the shared test Redis with unique key prefixes, and
+//!   [`RedisServer`], a private `redis-server` for fault tests.
 #![forbid(unsafe_code)]
+
+pub mod redis_server;
+
+pub use crate::redis_server::{RedisServer, shared_redis_url, unique_prefix};
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -36,6 +36,8 @@ use crate::projection::Projection;
 pub const MAX_BATCH: usize = 5_000;
 /// The most measures in one query.
 const MAX_MEASURES: usize = 100;
+/// Most agent ids a ListAgents call may name.
+const MAX_AGENT_IDS: usize = 1_000;
 /// Chunks answered ahead of a slow reader before reading stops.
 const STREAM_WINDOW: usize = 4;
 /// Chunks of one stream written at once: one is validated while the other
@@ -603,6 +605,12 @@ impl IngestionService for IngestionApi {
             req.new_hire_days as u32
         };
         let size = names::page_size("page_size", req.page_size, 100, 5_000)?;
+        if req.agent_ids.len() > MAX_AGENT_IDS {
+            return Err(status::invalid_field(
+                "agent_ids",
+                format!("at most {MAX_AGENT_IDS} agent ids"),
+            ));
+        }
         let mut after = names::decode_page_token("page_token", &req.page_token)?;
         let teams = if req.team_id.is_empty() {
             None
@@ -615,8 +623,15 @@ impl IngestionService for IngestionApi {
         let mut agents = Vec::new();
         // Filtering happens after the read, so read on until the page is full.
         loop {
-            let batch =
-                reader::roster(&self.db, &tenant, at, &after, u64::from(size) * 2 + 1).await?;
+            let batch = reader::roster(
+                &self.db,
+                &tenant,
+                at,
+                &after,
+                &req.agent_ids,
+                u64::from(size) * 2 + 1,
+            )
+            .await?;
             let exhausted = batch.len() as u64 <= u64::from(size) * 2;
             for entry in batch {
                 after = entry.agent_id.clone();

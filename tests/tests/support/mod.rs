@@ -148,6 +148,8 @@ pub(crate) enum Binary {
     Catalog,
     /// data-ingestion.
     Ingestion,
+    /// scoring.
+    Scoring,
 }
 
 impl Binary {
@@ -155,6 +157,7 @@ impl Binary {
         match self {
             Binary::Catalog => env!("CARGO_BIN_EXE_e2e-indicator-catalog"),
             Binary::Ingestion => env!("CARGO_BIN_EXE_e2e-data-ingestion"),
+            Binary::Scoring => env!("CARGO_BIN_EXE_e2e-scoring"),
         }
     }
 }

@@ -250,29 +250,41 @@ pub fn team_and_descendants(teams: &[TeamEntry], team: &str) -> BTreeSet<String>
     }
 }
 
-/// The roster as of `at`, ordered by agent id, after `after` (paging).
+/// The roster as of `at`, ordered by agent id, after `after` (paging);
+/// only the agents in `only` when it is not empty.
 pub async fn roster(
     db: &impl ConnectionTrait,
     tenant: &str,
     at: DateTime<Utc>,
     after: &str,
+    only: &[String],
     limit: u64,
 ) -> Result<Vec<RosterEntry>, StoreError> {
     let backend = db.get_database_backend();
     let mut p = Placeholders::new(backend);
-    let (t, a1, a2, after_p, lim) = (p.next(), p.next(), p.next(), p.next(), p.next());
+    let (t, a1, a2, after_p) = (p.next(), p.next(), p.next(), p.next());
+    let only_sql = if only.is_empty() {
+        String::new()
+    } else {
+        let list: Vec<String> = only.iter().map(|_| p.next()).collect();
+        format!(" AND \"agent_id\" IN ({})", list.join(", "))
+    };
+    let lim = p.next();
     let sql = format!(
         "SELECT \"agent_id\", \"display_name\", \"team_id\", \"role\", \"hired_on\", \"active\" FROM \"ing_roster\" \
          WHERE \"tenant\" = {t} AND (\"valid_from\" IS NULL OR \"valid_from\" <= {a1}) AND (\"valid_until\" IS NULL OR {a2} < \"valid_until\") \
-         AND \"agent_id\" > {after_p} ORDER BY \"agent_id\" LIMIT {lim}"
+         AND \"agent_id\" > {after_p}{only_sql} ORDER BY \"agent_id\" LIMIT {lim}"
     );
-    let values = [
+    let mut values = vec![
         Value::String(Some(tenant.to_string())),
         Value::BigInt(Some(micros(at))),
         Value::BigInt(Some(micros(at))),
         Value::String(Some(after.to_string())),
-        Value::BigInt(Some(i64::try_from(limit).unwrap_or(i64::MAX))),
     ];
+    values.extend(only.iter().map(|a| Value::String(Some(a.clone()))));
+    values.push(Value::BigInt(Some(
+        i64::try_from(limit).unwrap_or(i64::MAX),
+    )));
     let mut out = Vec::new();
     for row in db
         .query_all_raw(Statement::from_sql_and_values(backend, sql, values))

@@ -1,0 +1,126 @@
+//! The scoring service: scorecards for agents and teams with the reasons
+//! behind every number (DOMAIN.md §5), ranked, trended, alerted and
+//! simulated, cached in Redis.
+//!
+//! What lives where:
+//!
+//! - [`App`]: builds the service from [`Settings`] (clients, cache,
+//!   listener) and serves it until told to stop.
+//! - [`service`]: the gRPC handlers ([`ScoringApi`]): validate, delegate, answer.
+//! - [`request`]: request validation with field paths, and paging.
+//! - [`engine`]: scopes (period, time zone, data version), boards (every
+//!   agent under one template version, ranked), agent and team scorecards,
+//!   the cache keys, the facts behind vetoes.
+//! - [`values`]: indicator values for many subjects from one QueryMeasures
+//!   round (the SQL runs in data-ingestion), derived indicators last.
+//! - [`alerts`]: alert rules on indicator series.
+//! - [`simulate`]: what-if of a template version against the active one.
+//! - [`convert`]: domain results → scoring protos.
+//! - [`clients`]: every outbound call (catalog, ingestion), with deadlines;
+//!   the one place for trace-context propagation.
+//!
+//! The math itself (values, Wilson intervals, scores, re-normalised weights,
+//! vetoes, grades, cohort roll-up, alert conditions, ranks) lives in
+//! `kpi_domain::scorecard` and `kpi_domain::alerting`.
+#![forbid(unsafe_code)]
+
+pub mod alerts;
+pub mod clients;
+pub mod convert;
+pub mod engine;
+pub mod request;
+pub mod service;
+pub mod simulate;
+pub mod values;
+
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use kpi_cache::{Cache, CacheConfig};
+use kpi_proto::scoring::scoring_service_server::ScoringServiceServer;
+use kpi_runtime::{Listener, Settings};
+
+pub use service::ScoringApi;
+
+/// Largest message: a leaderboard page of 500 scorecards with room to spare.
+const MAX_MESSAGE_BYTES: usize = 32 * 1024 * 1024;
+
+/// The gRPC service, ready to be added to a server.
+pub fn grpc_service(api: ScoringApi) -> ScoringServiceServer<ScoringApi> {
+    ScoringServiceServer::new(api)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES)
+}
+
+/// The cache configuration of these settings (key prefix `kpi:v1`).
+pub fn cache_config(settings: &Settings) -> CacheConfig {
+    CacheConfig {
+        redis_url: settings.redis_url.clone(),
+        ttl: settings.cache_ttl,
+        ..CacheConfig::default()
+    }
+}
+
+/// The scoring service, built and bound, ready to serve.
+pub struct App {
+    listener: Listener,
+    api: ScoringApi,
+    cache: Cache,
+}
+
+impl App {
+    /// Builds the clients (connected lazily) and the cache, and binds the
+    /// listener. `cache` overrides the cache built from the settings (tests
+    /// give each a key prefix of its own).
+    pub async fn build_with_cache(settings: &Settings, cache: Cache) -> anyhow::Result<App> {
+        let clients = clients::Clients::new(
+            &settings.catalog_url,
+            &settings.ingestion_url,
+            settings.call_timeout,
+        )
+        .context("KPI_CATALOG_URL or KPI_INGESTION_URL is not a valid URL")?;
+        let listener = Listener::bind(settings)
+            .await
+            .with_context(|| format!("cannot listen on {}", settings.listen_addr))?;
+        let engine = engine::Engine {
+            clients,
+            cache: cache.clone(),
+        };
+        Ok(App {
+            listener,
+            api: ScoringApi::new(engine),
+            cache,
+        })
+    }
+
+    /// [`App::build_with_cache`] with the cache the settings describe.
+    pub async fn build(settings: &Settings) -> anyhow::Result<App> {
+        let cache = Cache::new(cache_config(settings)).context("invalid cache settings")?;
+        Self::build_with_cache(settings, cache).await
+    }
+
+    /// The address it listens on (useful with port 0).
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// `"redis"` or `"memory"`.
+    pub fn cache_backend(&self) -> &'static str {
+        self.cache.backend()
+    }
+
+    /// The cache, e.g. to read its counters.
+    pub fn cache(&self) -> &Cache {
+        &self.cache
+    }
+
+    /// Serves until `shutdown` resolves, then drains.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let routes = tonic::service::Routes::new(grpc_service(self.api));
+        self.listener.serve(routes, shutdown).await?;
+        Ok(())
+    }
+}
