@@ -25,6 +25,20 @@ pub(crate) async fn serve_ingestion() -> anyhow::Result<()> {
     let settings = Settings::load(ServiceKind::Ingestion)?;
     kpi_runtime::telemetry::init(&settings);
     let app = data_ingestion::App::build(&settings).await?;
+    app.run_until_stopped(parent_gone_or_signal()).await
+}
+
+/// Serves scoring until SIGINT/SIGTERM or until stdin closes.
+pub(crate) async fn serve_scoring() -> anyhow::Result<()> {
+    let settings = Settings::load(ServiceKind::Scoring)?;
+    kpi_runtime::telemetry::init(&settings);
+    let app = scoring::App::build(&settings).await?;
+    app.run_until_stopped(parent_gone_or_signal()).await
+}
+
+/// Resolves on SIGINT/SIGTERM or when stdin closes (the parent went away or
+/// is done with the child).
+fn parent_gone_or_signal() -> impl Future<Output = ()> + Send + 'static {
     let (closed_tx, closed_rx) = oneshot::channel::<()>();
     std::thread::spawn(move || {
         let mut sink = [0_u8; 64];
@@ -33,40 +47,18 @@ pub(crate) async fn serve_ingestion() -> anyhow::Result<()> {
         while matches!(stdin.read(&mut sink), Ok(n) if n > 0) {}
         let _ = closed_tx.send(());
     });
-    let shutdown = async move {
+    async move {
         tokio::select! {
             () = kpi_runtime::shutdown_signal() => {}
             _ = closed_rx => {}
         }
-    };
-    app.run_until_stopped(shutdown).await
+    }
 }
 
 /// A free port on 127.0.0.1 (bound, then released for the child to take).
 pub(crate) fn free_local_addr() -> anyhow::Result<SocketAddr> {
     let listener = TcpListener::bind("127.0.0.1:0").context("cannot find a free port")?;
     Ok(listener.local_addr()?)
-}
-
-/// Serves scoring until SIGINT/SIGTERM or until stdin closes.
-pub(crate) async fn serve_scoring() -> anyhow::Result<()> {
-    let settings = Settings::load(ServiceKind::Scoring)?;
-    kpi_runtime::telemetry::init(&settings);
-    let app = scoring::App::build(&settings).await?;
-    let (closed_tx, closed_rx) = oneshot::channel::<()>();
-    std::thread::spawn(move || {
-        let mut sink = [0_u8; 64];
-        let mut stdin = std::io::stdin();
-        while matches!(stdin.read(&mut sink), Ok(n) if n > 0) {}
-        let _ = closed_tx.send(());
-    });
-    let shutdown = async move {
-        tokio::select! {
-            () = kpi_runtime::shutdown_signal() => {}
-            _ = closed_rx => {}
-        }
-    };
-    app.run_until_stopped(shutdown).await
 }
 
 /// A service child process (this executable with a hidden `serve-…`

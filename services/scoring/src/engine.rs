@@ -13,7 +13,6 @@
 //! old entry.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use chrono_tz::Tz;
@@ -817,6 +816,3 @@ fn rank(cards: &mut [pb::Scorecard]) {
             .then_with(|| subject_id(a).cmp(subject_id(b)))
     });
 }
-
-/// Shared handle, for handlers.
-pub type SharedEngine = Arc<Engine>;
