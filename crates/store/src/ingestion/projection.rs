@@ -27,7 +27,7 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement, Transac
 use serde::{Deserialize, Serialize};
 
 use super::rows::{delete_facts_where, load_facts_where, upsert_facts};
-use super::sql::{MAX_PARAMS, Placeholders, from_micros, micros};
+use super::sql::{MAX_PARAMS, Placeholders, from_micros, in_json_list, json_list, micros};
 use super::writer::ChangeSet;
 use crate::StoreError;
 
@@ -209,33 +209,33 @@ async fn load_events(
     kind: &str,
     ids: &BTreeSet<String>,
 ) -> Result<BTreeMap<String, Vec<Event>>, StoreError> {
-    let backend = db.get_database_backend();
-    let ids: Vec<&String> = ids.iter().collect();
     let mut out: BTreeMap<String, Vec<Event>> = BTreeMap::new();
-    for chunk in ids.chunks(MAX_PARAMS - 2) {
-        let mut p = Placeholders::new(backend);
-        let (t, k) = (p.next(), p.next());
-        let list = p.tuple(chunk.len());
-        let sql = format!(
-            "SELECT \"entity_id\", \"payload\" FROM \"ing_events\" WHERE \"tenant\" = {t} AND \"kind\" = {k} AND \"entity_id\" IN {list}"
-        );
-        let mut values = vec![
-            Value::String(Some(tenant.to_string())),
-            Value::String(Some(kind.to_string())),
-        ];
-        values.extend(chunk.iter().map(|id| Value::String(Some((*id).clone()))));
-        for row in db
-            .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
-            .await?
-        {
-            let entity: String = row.try_get("", "entity_id")?;
-            let payload: String = row.try_get("", "payload")?;
-            let event: Event = serde_json::from_str(&payload).map_err(|e| StoreError::Corrupt {
-                what: format!("event of {kind} {entity}"),
-                reason: e.to_string(),
-            })?;
-            out.entry(entity).or_default().push(event);
-        }
+    if ids.is_empty() {
+        return Ok(out);
+    }
+    let backend = db.get_database_backend();
+    let mut p = Placeholders::new(backend);
+    let (t, k) = (p.next(), p.next());
+    let list = in_json_list(backend, &mut p);
+    let sql = format!(
+        "SELECT \"entity_id\", \"payload\" FROM \"ing_events\" WHERE \"tenant\" = {t} AND \"kind\" = {k} AND \"entity_id\" {list}"
+    );
+    let values = vec![
+        Value::String(Some(tenant.to_string())),
+        Value::String(Some(kind.to_string())),
+        json_list(ids),
+    ];
+    for row in db
+        .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
+        .await?
+    {
+        let entity: String = row.try_get("", "entity_id")?;
+        let payload: String = row.try_get("", "payload")?;
+        let event: Event = serde_json::from_str(&payload).map_err(|e| StoreError::Corrupt {
+            what: format!("event of {kind} {entity}"),
+            reason: e.to_string(),
+        })?;
+        out.entry(entity).or_default().push(event);
     }
     Ok(out)
 }
@@ -427,15 +427,14 @@ async fn write_contributors(
     rows: &[(String, String, f64)],
 ) -> Result<(), StoreError> {
     let backend = db.get_database_backend();
-    for chunk in tickets.chunks(MAX_PARAMS - 1) {
+    if !tickets.is_empty() {
         let mut p = Placeholders::new(backend);
         let t = p.next();
-        let list = p.tuple(chunk.len());
+        let list = in_json_list(backend, &mut p);
         let sql = format!(
-            "DELETE FROM \"ing_ticket_contributors\" WHERE \"tenant\" = {t} AND \"ticket_id\" IN {list}"
+            "DELETE FROM \"ing_ticket_contributors\" WHERE \"tenant\" = {t} AND \"ticket_id\" {list}"
         );
-        let mut values = vec![Value::String(Some(tenant.to_string()))];
-        values.extend(chunk.iter().map(|id| Value::String(Some(id.clone()))));
+        let values = vec![Value::String(Some(tenant.to_string())), json_list(tickets)];
         db.execute_raw(Statement::from_sql_and_values(backend, sql, values))
             .await?;
     }

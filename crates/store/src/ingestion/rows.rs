@@ -9,7 +9,7 @@ use kpi_domain::facts::{FactRow, FactValue, business_column};
 use kpi_domain::schema::{FactType, FieldType};
 use sea_orm::{ConnectionTrait, DbErr, QueryResult, Statement, Value};
 
-use super::sql::{MAX_PARAMS, Placeholders, from_micros, micros};
+use super::sql::{MAX_PARAMS, Placeholders, from_micros, in_json_list, json_list, micros};
 
 use super::migration::fact_table;
 
@@ -119,22 +119,22 @@ pub(crate) async fn delete_facts_where(
     column: &str,
     keys: &[String],
 ) -> Result<(), DbErr> {
-    let backend = db.get_database_backend();
-    for chunk in keys.chunks(MAX_PARAMS - 1) {
-        let mut p = Placeholders::new(backend);
-        let tenant_p = p.next();
-        let list = p.tuple(chunk.len());
-        let sql = format!(
-            "DELETE FROM {} WHERE {} = {tenant_p} AND {} IN {list}",
-            quote(&fact_table(fact_type)),
-            quote("tenant"),
-            quote(column)
-        );
-        let mut values = vec![Value::String(Some(tenant.to_string()))];
-        values.extend(chunk.iter().map(|k| Value::String(Some(k.clone()))));
-        db.execute_raw(Statement::from_sql_and_values(backend, sql, values))
-            .await?;
+    if keys.is_empty() {
+        return Ok(());
     }
+    let backend = db.get_database_backend();
+    let mut p = Placeholders::new(backend);
+    let tenant_p = p.next();
+    let list = in_json_list(backend, &mut p);
+    let sql = format!(
+        "DELETE FROM {} WHERE {} = {tenant_p} AND {} {list}",
+        quote(&fact_table(fact_type)),
+        quote("tenant"),
+        quote(column)
+    );
+    let values = vec![Value::String(Some(tenant.to_string())), json_list(keys)];
+    db.execute_raw(Statement::from_sql_and_values(backend, sql, values))
+        .await?;
     Ok(())
 }
 
@@ -149,26 +149,26 @@ pub(crate) async fn load_facts_where(
     let backend = db.get_database_backend();
     let cols = columns(fact_type);
     let select: Vec<String> = cols.iter().map(|c| quote(c.name)).collect();
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut p = Placeholders::new(backend);
+    let tenant_p = p.next();
+    let list = in_json_list(backend, &mut p);
+    let sql = format!(
+        "SELECT {} FROM {} WHERE {} = {tenant_p} AND {} {list}",
+        select.join(", "),
+        quote(&fact_table(fact_type)),
+        quote("tenant"),
+        quote(column)
+    );
+    let values = vec![Value::String(Some(tenant.to_string())), json_list(keys)];
     let mut out = Vec::new();
-    for chunk in keys.chunks(MAX_PARAMS - 1) {
-        let mut p = Placeholders::new(backend);
-        let tenant_p = p.next();
-        let list = p.tuple(chunk.len());
-        let sql = format!(
-            "SELECT {} FROM {} WHERE {} = {tenant_p} AND {} IN {list}",
-            select.join(", "),
-            quote(&fact_table(fact_type)),
-            quote("tenant"),
-            quote(column)
-        );
-        let mut values = vec![Value::String(Some(tenant.to_string()))];
-        values.extend(chunk.iter().map(|k| Value::String(Some(k.clone()))));
-        for row in db
-            .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
-            .await?
-        {
-            out.push(read_row(fact_type, &cols, &row)?);
-        }
+    for row in db
+        .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
+        .await?
+    {
+        out.push(read_row(fact_type, &cols, &row)?);
     }
     Ok(out)
 }

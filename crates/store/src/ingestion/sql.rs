@@ -42,3 +42,25 @@ impl Placeholders {
         format!("({})", list.join(", "))
     }
 }
+
+/// `IN (…)` over ONE bound parameter holding a JSON array of strings (see
+/// [`json_list`]). The statement text is the same whatever the list's
+/// length, so each connection prepares and caches it once: an `IN ($2, $3,
+/// …)` list makes a new statement for every length, and the connections'
+/// statement caches then grow with thousands of large statements.
+pub(crate) fn in_json_list(backend: DbBackend, p: &mut Placeholders) -> String {
+    let list = p.next();
+    match backend {
+        DbBackend::Postgres => {
+            format!("IN (SELECT jsonb_array_elements_text(CAST({list} AS jsonb)))")
+        }
+        _ => format!("IN (SELECT value FROM json_each({list}))"),
+    }
+}
+
+/// The value bound to an [`in_json_list`] placeholder.
+pub(crate) fn json_list<S: AsRef<str>>(items: impl IntoIterator<Item = S>) -> sea_orm::Value {
+    let items: Vec<String> = items.into_iter().map(|s| s.as_ref().to_owned()).collect();
+    // A list of strings always serialises.
+    sea_orm::Value::String(Some(serde_json::to_string(&items).unwrap_or_default()))
+}
