@@ -182,7 +182,10 @@ with vetoes and alerts, then one agent's explained scorecard.
 
 The month depends on --seed alone: the same seed prints the same scorecards.
 --output json prints the same as one JSON object. With --catalog-url,
---scoring-url and --ingestion-url it uses a running stack instead.
+--scoring-url and --ingestion-url it uses a running stack instead; running it
+there again with the same seed is safe (the catalog is kept and every event
+comes back as a duplicate), while another seed adds a second month's worth
+of activity to the same agents.
 
 Exit codes:
   0  done

@@ -169,8 +169,8 @@ async fn scenario(cli: &Cli, args: &DemoArgs, endpoints: &Endpoints) -> Result<(
     let progress = Progress::new(cli.output == Output::Text);
     let streamed = ingest(ingestion, events, &progress).await;
     progress.finish();
-    let accepted = streamed?;
-    eprintln!("{accepted} events accepted");
+    let (accepted, duplicates) = streamed?;
+    eprintln!("{accepted} events accepted, {duplicates} duplicates (ingested before)");
     let scoring = ScoringServiceClient::new(connect("scoring", &endpoints.scoring).await?)
         .max_decoding_message_size(MAX_MESSAGE_BYTES);
     let report = report::Report::read(scoring, args.agent.as_deref()).await?;
@@ -208,6 +208,10 @@ async fn connect(service: &str, url: &str) -> Result<Channel, DemoError> {
 /// to that team: the starter templates apply to everyone at a low priority,
 /// so naming the team makes each one the most specific for its agents.
 async fn install(catalog: &mut CatalogServiceClient<Channel>) -> Result<(), DemoError> {
+    if installed(catalog).await? {
+        eprintln!("tenant `{TENANT}` already has the demo's templates; keeping them");
+        return Ok(());
+    }
     eprintln!("installing the starter kit for tenant `{TENANT}`…");
     catalog
         .install_starter_kit(cat::InstallStarterKitRequest {
@@ -220,6 +224,25 @@ async fn install(catalog: &mut CatalogServiceClient<Channel>) -> Result<(), Demo
         assign(catalog, team).await?;
     }
     Ok(())
+}
+
+/// Whether an earlier demo on this stack set the catalog up already (the
+/// e-commerce template's current version names its team): the starter kit
+/// cannot be installed over versions it has since replaced.
+async fn installed(catalog: &mut CatalogServiceClient<Channel>) -> Result<bool, DemoError> {
+    let name = format!("tenants/{TENANT}/templates/{}", generate::TEAMS[0].template);
+    match catalog
+        .get_template(cat::GetTemplateRequest { name, version: 0 })
+        .await
+    {
+        Ok(answer) => Ok(answer
+            .into_inner()
+            .template
+            .and_then(|t| t.applicability)
+            .is_some_and(|a| a.teams.iter().any(|t| t == generate::TEAMS[0].id))),
+        Err(status) if status.code() == tonic::Code::NotFound => Ok(false),
+        Err(status) => Err(DemoError::from_status("GetTemplate", &status)),
+    }
 }
 
 /// A new version of the team's template that applies to that team, from
@@ -305,13 +328,13 @@ fn local_targets(template: &mut cat::Template) {
     }
 }
 
-/// Streams the events in chunks; every one must be accepted. Returns how
-/// many were.
+/// Streams the events in chunks; every one must be accepted (or be a
+/// duplicate of one ingested before). Returns how many were each.
 async fn ingest(
     channel: Channel,
     events: Vec<ing::Event>,
     progress: &Progress,
-) -> Result<u64, DemoError> {
+) -> Result<(u64, u64), DemoError> {
     let mut client = IngestionServiceClient::new(channel)
         .max_encoding_message_size(MAX_MESSAGE_BYTES)
         .max_decoding_message_size(MAX_MESSAGE_BYTES);
@@ -338,7 +361,7 @@ async fn ingest(
         .await
         .map_err(|s| DemoError::from_status("StreamEvents", &s))?
         .into_inner();
-    let mut accepted = 0_u64;
+    let (mut accepted, mut duplicates) = (0_u64, 0_u64);
     while let Some(answer) = answers
         .message()
         .await
@@ -354,11 +377,12 @@ async fn ingest(
                 r.event_id, r.reason, r.field, r.description
             )));
         }
-        accepted += u64::try_from(answer.accepted + answer.duplicates).unwrap_or(0);
-        progress.acknowledged(accepted);
+        accepted += u64::try_from(answer.accepted).unwrap_or(0);
+        duplicates += u64::try_from(answer.duplicates).unwrap_or(0);
+        progress.acknowledged(accepted + duplicates);
     }
     sender
         .await
         .map_err(|e| DemoError::Unreachable(format!("the event sender failed: {e}")))?;
-    Ok(accepted)
+    Ok((accepted, duplicates))
 }

@@ -321,8 +321,7 @@ fn leaderboard_text(out: &mut String, team: &Leaderboard) {
         "RANK", "AGENT", "NAME", "COHORT", "TOTAL", "GRADE", "VETO"
     );
     for r in &team.rows {
-        let _ = writeln!(
-            out,
+        let line = format!(
             "{:>4}  {:<15} {:<13} {:<9} {:>6.1}  {:<6} {:<5} {}",
             r.rank,
             r.agent,
@@ -333,6 +332,8 @@ fn leaderboard_text(out: &mut String, team: &Leaderboard) {
             if r.vetoes.is_empty() { "" } else { "VETO" },
             r.alerts.join(", ")
         );
+        // No padding after the last column.
+        let _ = writeln!(out, "{}", line.trim_end());
     }
 }
 
