@@ -167,10 +167,11 @@ async fn scenario(cli: &Cli, args: &DemoArgs, endpoints: &Endpoints) -> Result<(
     );
     let ingestion = connect("data-ingestion", &endpoints.ingestion).await?;
     let progress = Progress::new(cli.output == Output::Text);
-    let streamed = ingest(ingestion, events, &progress).await;
+    let streamed = ingest(ingestion.clone(), events, &progress).await;
     progress.finish();
     let (accepted, duplicates) = streamed?;
     eprintln!("{accepted} events accepted, {duplicates} duplicates (ingested before)");
+    caught_up(ingestion).await?;
     let scoring = ScoringServiceClient::new(connect("scoring", &endpoints.scoring).await?)
         .max_decoding_message_size(MAX_MESSAGE_BYTES);
     let report = report::Report::read(scoring, args.agent.as_deref()).await?;
@@ -326,6 +327,23 @@ fn local_targets(template: &mut cat::Template) {
             }
         }
     }
+}
+
+/// Waits until data-ingestion has folded every stored event into facts.
+/// Any read catches up first; doing one here, without a deadline, keeps
+/// that wait out of scoring's calls, whose deadline (5 s by default) a
+/// fresh month on PostgreSQL can exceed.
+async fn caught_up(channel: Channel) -> Result<(), DemoError> {
+    eprintln!("waiting for data-ingestion to fold the events into facts…");
+    IngestionServiceClient::new(channel)
+        .list_agents(ing::ListAgentsRequest {
+            parent: format!("tenants/{TENANT}"),
+            page_size: 1,
+            ..Default::default()
+        })
+        .await
+        .map_err(|s| DemoError::from_status("ListAgents", &s))?;
+    Ok(())
 }
 
 /// Streams the events in chunks; every one must be accepted (or be a

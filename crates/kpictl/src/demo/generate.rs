@@ -16,11 +16,14 @@
 //! so in the 90-day new-hire cohort all month) and work a little slower. A
 //! few agents are made to trip each template's veto (a false promise, a
 //! major compliance violation, a safety incident) or an alert (first
-//! responses too slow, fault response too slow).
+//! responses too slow, regulator escalations, fault response too slow).
 
 use kpi_proto::ingestion as pb;
 use kpi_proto::ingestion::event::Payload;
-use kpi_proto::ingestion::{Channel, TicketEventType as T};
+use kpi_proto::ingestion::{
+    BadReviewEventType as BadReviewType, Channel, ConversationEventType as ConversationType,
+    TicketEventType as T,
+};
 
 /// 2026-10-01T00:00:00Z, the start of the month generated.
 pub const MONTH_START: i64 = 1_790_812_800;
@@ -434,9 +437,6 @@ fn ecommerce(rng: &mut Rng, out: &mut Events, agent: &Agent) {
         }
     }
 }
-
-use kpi_proto::ingestion::BadReviewEventType as BadReviewType;
-use kpi_proto::ingestion::ConversationEventType as ConversationType;
 
 fn finance(rng: &mut Rng, out: &mut Events, agent: &Agent) {
     for t in 0..rng.int(30, 42) {
