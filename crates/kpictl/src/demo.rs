@@ -11,6 +11,7 @@
 pub mod generate;
 pub mod report;
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use kpi_proto::catalog as cat;
@@ -18,6 +19,7 @@ use kpi_proto::catalog::catalog_service_client::CatalogServiceClient;
 use kpi_proto::ingestion as ing;
 use kpi_proto::ingestion::ingestion_service_client::IngestionServiceClient;
 use kpi_proto::scoring::scoring_service_client::ScoringServiceClient;
+use tempfile::TempDir;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::{Channel, Endpoint};
@@ -113,18 +115,8 @@ async fn demo(cli: &Cli, args: &DemoArgs) -> Result<(), DemoError> {
             "give both --catalog-url and --scoring-url (and --ingestion-url) to use a running stack, or neither".into(),
         ));
     }
-    // A fresh directory per run unless told: a re-run never sees old data.
-    let temp = match &args.stack.data_dir {
-        Some(_) => None,
-        None => Some(tempfile::tempdir().map_err(|e| {
-            DemoError::Usage(format!("cannot create a temporary data directory: {e}"))
-        })?),
-    };
-    let data_dir = match (&args.stack.data_dir, &temp) {
-        (Some(dir), _) => dir.clone(),
-        (None, Some(temp)) => temp.path().to_path_buf(),
-        (None, None) => return Err(DemoError::Usage("no data directory".into())),
-    };
+    // Kept until the stack has stopped: dropping it deletes the directory.
+    let (data_dir, _temp) = data_dir(args)?;
     let options = args.stack.options(data_dir, "warn");
     let stack = Stack::start(&options).await.map_err(|e| {
         DemoError::Unreachable(format!(
@@ -150,6 +142,17 @@ async fn demo(cli: &Cli, args: &DemoArgs) -> Result<(), DemoError> {
             error_chain(e.as_ref())
         ))
     })
+}
+
+/// `--data-dir`, else a fresh temporary directory (returned too, so the
+/// caller decides when it is deleted): a re-run never sees old data.
+fn data_dir(args: &DemoArgs) -> Result<(PathBuf, Option<TempDir>), DemoError> {
+    if let Some(dir) = &args.stack.data_dir {
+        return Ok((dir.clone(), None));
+    }
+    let temp = tempfile::tempdir()
+        .map_err(|e| DemoError::Usage(format!("cannot create a temporary data directory: {e}")))?;
+    Ok((temp.path().to_path_buf(), Some(temp)))
 }
 
 /// The demo proper, on any stack: catalog, data, then the report.
