@@ -6,17 +6,24 @@
 //! - [`formats`]: reading JSON Lines and CSV files as streams of events.
 //! - [`summary`]: what an import did, as text or JSON.
 //! - [`progress`]: the progress bar on stderr.
+//! - [`stack`]: the three services in this process (`up`, `demo`).
+//! - [`up`]: `kpictl up`, the stack until a signal.
+//! - [`demo`]: `kpictl demo`, the stack filled with a generated month and
+//!   its scorecards printed.
 //! - [`run`] dispatches a parsed command line; [`ExitCode`] is the contract
 //!   with scripts.
 //!
-//! A new command (`up`, `demo`, `report`, …) adds a variant to
+//! A new command (`report`, …) adds a variant to
 //! [`cli::Command`], a module, and an arm in [`run`].
 
 pub mod cli;
+pub mod demo;
 pub mod formats;
 pub mod import;
 pub mod progress;
+pub mod stack;
 pub mod summary;
+pub mod up;
 
 use cli::{Cli, Command};
 
@@ -29,7 +36,7 @@ pub enum ExitCode {
     Incomplete,
     /// 2: usage or file errors; the request was refused.
     Usage,
-    /// 3: the service cannot be reached, or failed.
+    /// 3: a service cannot be reached, or failed.
     Unreachable,
 }
 
@@ -56,6 +63,8 @@ impl From<ExitCode> for std::process::ExitCode {
 pub async fn run(cli: Cli) -> ExitCode {
     match &cli.command {
         Command::Import(args) => import::run(&cli, args).await,
+        Command::Up(args) => up::run(&cli, args).await,
+        Command::Demo(args) => demo::run(&cli, args).await,
     }
 }
 
