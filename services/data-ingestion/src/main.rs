@@ -3,6 +3,12 @@
 use clap::Parser;
 use kpi_runtime::{ServiceCli, ServiceCommand, ServiceKind, Settings};
 
+/// mimalloc instead of glibc's malloc: with glibc, the process kept far more
+/// memory than its heap held after the projection's large transient batches
+/// (heaptrack: a 78 MiB heap peak in a 197 MiB process).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = ServiceCli::parse();
