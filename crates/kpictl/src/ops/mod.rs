@@ -35,16 +35,36 @@ pub struct Printed {
     pub json: serde_json::Value,
 }
 
-/// Runs an operator command; `None` if `cli` holds another command.
+/// Runs an operator command and prints its result; `None` if `cli` holds
+/// another command.
 pub async fn run(cli: &Cli) -> Option<ExitCode> {
-    let (name, result) = match &cli.command {
-        Command::Catalog(command) => ("catalog", catalog::run(cli, command).await),
-        Command::Scorecard(command) => ("scorecard", scorecard::run(cli, command).await),
-        Command::Alerts(command) => ("alerts", alerts::run(cli, command).await),
-        Command::Simulate(args) => ("simulate", simulate::run(cli, args).await),
+    let result = execute(cli).await?;
+    Some(finish(cli, name(&cli.command), result))
+}
+
+/// Runs an operator command and returns what it would print (for tests
+/// and embedding); `None` if `cli` holds another command.
+pub async fn execute(cli: &Cli) -> Option<Result<Printed, CallError>> {
+    Some(match &cli.command {
+        Command::Catalog(command) => catalog::run(cli, command).await,
+        Command::Scorecard(command) => scorecard::run(cli, command).await,
+        Command::Alerts(command) => alerts::run(cli, command).await,
+        Command::Simulate(args) => simulate::run(cli, args).await,
         _ => return None,
-    };
-    Some(finish(cli, name, result))
+    })
+}
+
+/// The command's name, for messages.
+fn name(command: &Command) -> &'static str {
+    match command {
+        Command::Catalog(_) => "catalog",
+        Command::Scorecard(_) => "scorecard",
+        Command::Alerts(_) => "alerts",
+        Command::Simulate(_) => "simulate",
+        Command::Import(_) => "import",
+        Command::Up(_) => "up",
+        Command::Demo(_) => "demo",
+    }
 }
 
 /// Prints the result as `--output` asks and returns the exit code. An
