@@ -311,10 +311,15 @@ pub enum Detail {
 
 /// The explanation as a heading and a table.
 pub fn explained_text(out: &mut String, e: &Explained, detail: Detail) {
+    let named = if e.name.is_empty() {
+        e.agent.clone()
+    } else {
+        format!("{} ({})", e.agent, e.name)
+    };
     let _ = writeln!(
         out,
-        "\nScorecard of {} ({}), template {}: total {:.1}, grade {}",
-        e.agent, e.name, e.template, e.total, e.grade
+        "\nScorecard of {named}, template {}: total {:.1}, grade {}",
+        e.template, e.total, e.grade
     );
     for veto in &e.vetoes {
         let _ = writeln!(out, "  veto: {veto}");

@@ -30,76 +30,11 @@ use kpictl::ops::{self, Printed};
 use kpictl::stack::{self, Stack, StackOptions};
 use serde_json::Value;
 
-const CATALOG: &str = r#"api_version: kpi.catalog/v1
-calendars:
-  - key: default
-    time_zone: UTC
-    weekly_hours:
-      - {day_of_week: 1, open: "09:00", close: "18:00"}
-      - {day_of_week: 2, open: "09:00", close: "18:00"}
-      - {day_of_week: 3, open: "09:00", close: "18:00"}
-      - {day_of_week: 4, open: "09:00", close: "18:00"}
-      - {day_of_week: 5, open: "09:00", close: "18:00"}
-indicators:
-  - key: csat_mean
-    versions:
-      - version: 1
-        state: active
-        definition:
-          description: Mean CSAT score (1-5).
-          kind: simple
-          measure: {fact_type: survey, aggregation: mean, field: score, filter: 'kind == "csat"', time_field: responded_at}
-          unit: score
-          direction: higher_is_better
-          category: outcome
-          attribution: rated_agent
-          min_sample: 2
-          default_target: 4.5
-          default_scoring: {linear: {worst: 1, best: 5}}
-  - key: qa_avg
-    versions:
-      - version: 1
-        state: active
-        definition:
-          description: Mean QA review score (0-100).
-          kind: simple
-          measure: {fact_type: qa_review, aggregation: mean, field: score, time_field: reviewed_at}
-          unit: score
-          direction: higher_is_better
-          category: behavior
-          attribution: rated_agent
-          min_sample: 1
-          default_target: 80
-          default_scoring: {linear: {worst: 50, best: 100}}
-templates:
-  - key: ops_basic
-    versions:
-      - version: 1
-        state: active
-        definition:
-          description: CSAT and QA.
-          items:
-            - {indicator: csat_mean, weight: 60, target: 4.5, scoring: {linear: {worst: 1, best: 5}}}
-            - {indicator: qa_avg, weight: 40, target: 80, scoring: {linear: {worst: 50, best: 100}}}
-          vetoes:
-            - {key: qa_floor, description: A QA mean below 60 forces the lowest grade., condition: qa_avg < 60}
-          alerts:
-            - key: csat_low
-              description: CSAT mean below 3.
-              severity: warning
-              condition: {threshold: {indicator: csat_mean, op: lt, value: 3}}
-          effective_from: 2020-01-01
-"#;
+/// The catalog of the README's examples.
+const CATALOG: &str = include_str!("../../../examples/kpictl/catalog.yaml");
 
 /// The draft simulated: the same items, weighted 50/50.
-const DRAFT: &str = r#"description: CSAT and QA, weighted equally.
-items:
-  - {indicator: csat_mean, weight: 50, target: 4.5, scoring: {linear: {worst: 1, best: 5}}}
-  - {indicator: qa_avg, weight: 50, target: 80, scoring: {linear: {worst: 50, best: 100}}}
-vetoes:
-  - {key: qa_floor, description: A QA mean below 60 forces the lowest grade., condition: qa_avg < 60}
-effective_from: 2020-01-01
-"#;
+const DRAFT: &str = include_str!("../../../examples/kpictl/draft.yaml");
 
 /// Weights summing to 90: refused with the path of the weights.
 const BAD_CATALOG: &str = r#"api_version: kpi.catalog/v1
@@ -114,56 +49,8 @@ templates:
           effective_from: 2020-01-01
 "#;
 
-fn events() -> String {
-    let mut lines = Vec::new();
-    let mut n = 0;
-    let mut event = |at: &str, payload: String| {
-        n += 1;
-        lines.push(format!(
-            r#"{{"event_id":"e{n}","occurred_at":"{at}","payload":{payload}}}"#
-        ));
-    };
-    for (team, name) in [("t1", "Team One"), ("t2", "Team Two")] {
-        event(
-            "2026-09-01T08:00:00Z",
-            format!(r#"{{"team":{{"team_id":"{team}","display_name":"{name}"}}}}"#),
-        );
-    }
-    for (agent, team, name) in [("a1", "t1", "Ann"), ("a2", "t1", "Bob"), ("a3", "t2", "Cy")] {
-        event(
-            "2026-09-01T08:00:00Z",
-            format!(
-                r#"{{"agent":{{"agent_id":"{agent}","display_name":"{name}","team_id":"{team}","role":"agent","hired_on":"2020-01-01","active":true}}}}"#
-            ),
-        );
-    }
-    let surveys = [
-        ("a1", 5),
-        ("a1", 4),
-        ("a1", 5),
-        ("a2", 3),
-        ("a2", 2),
-        ("a3", 4),
-    ];
-    for (i, (agent, score)) in surveys.iter().enumerate() {
-        event(
-            &format!("2026-10-{:02}T10:00:00Z", i + 5),
-            format!(
-                r#"{{"survey":{{"response_id":"R{i}","kind":"csat","score":{score},"agent_id":"{agent}","ticket_id":"T{i}"}}}}"#
-            ),
-        );
-    }
-    let reviews = [("a1", 90), ("a1", 80), ("a2", 55), ("a3", 100)];
-    for (i, (agent, score)) in reviews.iter().enumerate() {
-        event(
-            &format!("2026-10-{:02}T11:00:00Z", i + 12),
-            format!(
-                r#"{{"qa_review":{{"review_id":"Q{i}","agent_id":"{agent}","reviewer_id":"r1","score":{score}}}}}"#
-            ),
-        );
-    }
-    lines.join("\n")
-}
+/// The month of the table above (and of the README's examples).
+const EVENTS: &str = include_str!("../../../examples/kpictl/month.jsonl");
 
 /// The stack and the URLs of its services, as global options.
 struct Harness {
@@ -361,7 +248,7 @@ async fn catalog_round_trip(h: &Harness) {
 }
 
 async fn import_month(h: &Harness) {
-    let file = h.file("month.jsonl", &events());
+    let file = h.file("month.jsonl", EVENTS);
     assert_eq!(
         h.exit(&["import", "--tenant", "ops", &file]).await,
         ExitCode::Ok
@@ -413,7 +300,11 @@ async fn scorecards(h: &Harness) {
             "2026-10",
         ])
         .await;
+    // From the team's facts: CSAT (5+4+5+3+2)/5 = 3.8 → 70, QA
+    // (90+80+55)/3 = 75 → 50; 0.6·70 + 0.4·50 = 62.
     assert_eq!(team.json["agent"], "t1");
+    assert_close(&team.json["total"], 62.0);
+    assert_eq!(team.json["grade"], "C");
 
     let board = h
         .ok(&[
@@ -456,6 +347,8 @@ async fn scorecards(h: &Harness) {
         .map(|r| r["agent"].as_str().unwrap())
         .collect();
     assert_eq!(top, ["a3", "a1"]);
+    // Ranked in the tenant when the list spans every team.
+    assert_eq!(everyone.json["rows"][1]["rank"], 2);
     assert!(
         !everyone.json["next_page_token"]
             .as_str()

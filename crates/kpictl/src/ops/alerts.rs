@@ -86,7 +86,8 @@ async fn list(config: &ClientConfig, args: &AlertsArgs) -> Result<Printed, CallE
 fn text(alerts: &[AlertRow]) -> String {
     let mut out = String::new();
     // Writing to a String cannot fail.
-    let _ = writeln!(out, "{} alerts", alerts.len());
+    let noun = if alerts.len() == 1 { "alert" } else { "alerts" };
+    let _ = writeln!(out, "{} {noun}", alerts.len());
     if alerts.is_empty() {
         return out;
     }

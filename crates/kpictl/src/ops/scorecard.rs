@@ -91,7 +91,8 @@ pub struct Leaderboard {
     pub period: String,
     /// The agents ranked in all.
     pub total_size: i32,
-    /// This page's rows, best first.
+    /// This page's rows, best first, ranked in the team (or in the
+    /// tenant, among agents under the same template, without `--team`).
     pub rows: Vec<Row>,
     /// The token of the next page; empty at the end.
     pub next_page_token: String,
@@ -126,6 +127,7 @@ async fn list(config: &ClientConfig, args: &ListArgs) -> Result<Printed, CallErr
     )
     .await?;
     let alerts = scorecards::alerts_by_subject(&alerts);
+    let tenant_wide = team.is_empty();
     let board = Leaderboard {
         team,
         period: page
@@ -138,7 +140,7 @@ async fn list(config: &ClientConfig, args: &ListArgs) -> Result<Printed, CallErr
         rows: page
             .scorecards
             .iter()
-            .map(|c| scorecards::row(c, &alerts))
+            .map(|c| ranked_row(c, &alerts, tenant_wide))
             .collect(),
         next_page_token: page.next_page_token,
     };
@@ -146,6 +148,23 @@ async fn list(config: &ClientConfig, args: &ListArgs) -> Result<Printed, CallErr
         text: leaderboard_text(&board),
         json: to_json(&board)?,
     })
+}
+
+/// A leaderboard row ranked in the team, or in the tenant when the list
+/// spans every team.
+fn ranked_row(
+    card: &pb::Scorecard,
+    alerts: &std::collections::BTreeMap<String, Vec<String>>,
+    tenant_wide: bool,
+) -> Row {
+    let mut row = scorecards::row(card, alerts);
+    if tenant_wide {
+        row.rank = card
+            .rank_in_tenant
+            .as_ref()
+            .map_or(i32::MAX, |r| r.position);
+    }
+    row
 }
 
 fn leaderboard_text(board: &Leaderboard) -> String {
