@@ -50,7 +50,13 @@ pub struct Cli {
     pub scoring_url: String,
     /// The deadline of each request of the operator commands, in seconds
     /// (imports and demo streams have none).
-    #[arg(long, default_value_t = 60, global = true, value_name = "SECS")]
+    #[arg(
+        long,
+        default_value_t = 60,
+        global = true,
+        value_name = "SECS",
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
     pub timeout: u64,
     /// How results are printed: readable text, or one JSON object on stdout.
     #[arg(long, value_enum, default_value_t = Output::Text, global = true)]

@@ -25,7 +25,7 @@ use clap::Parser;
 use kpi_testkit::{DbKind, TestDb};
 use kpictl::ExitCode;
 use kpictl::cli::Cli;
-use kpictl::client::CallError;
+use kpictl::client::{self, CallError, ClientConfig, Service};
 use kpictl::ops::{self, Printed};
 use kpictl::stack::{self, Stack, StackOptions};
 use serde_json::Value;
@@ -609,6 +609,44 @@ fn binary(h: &Harness) {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("2026-W60"));
 }
 
+/// The metadata hook runs on every request of a client made from a
+/// `ClientConfig` (where a later bearer token goes), and its refusal stops
+/// the call as a usage error.
+async fn metadata_hook(h: &Harness) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tonic::metadata::MetadataValue;
+
+    let scoring_url = stack::url(h.stack.scoring);
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counted = calls.clone();
+    let config = ClientConfig::new(Service::Scoring, scoring_url.clone()).with_metadata(Arc::new(
+        move |metadata| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            metadata.insert("x-kpictl-test", MetadataValue::from_static("1"));
+            Ok(())
+        },
+    ));
+    let mut scoring = client::scoring(&config).await.unwrap();
+    let request = kpi_proto::scoring::ListAlertsRequest {
+        parent: "tenants/ops".into(),
+        period: Some(kpictl::ops::period::parse("2026-10").unwrap()),
+        ..Default::default()
+    };
+    let alerts = scoring.list_alerts(request.clone()).await.unwrap();
+    assert_eq!(alerts.into_inner().alerts.len(), 1);
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+
+    let refusing = ClientConfig::new(Service::Scoring, scoring_url).with_metadata(Arc::new(|_| {
+        Err(tonic::Status::unauthenticated("no token configured"))
+    }));
+    let mut scoring = client::scoring(&refusing).await.unwrap();
+    let status = scoring.list_alerts(request).await.unwrap_err();
+    let error = refusing.call_error("ListAlerts", &status);
+    assert_eq!(error.exit, ExitCode::Usage, "{error}");
+    assert!(error.message.contains("no token configured"), "{error}");
+}
+
 async fn scenario(kind: DbKind) {
     let h = Harness::start(kind).await;
     catalog_round_trip(&h).await;
@@ -617,6 +655,7 @@ async fn scenario(kind: DbKind) {
     alerts(&h).await;
     simulate(&h).await;
     usage_errors(&h).await;
+    metadata_hook(&h).await;
     tokio::task::block_in_place(|| binary(&h));
     h.stack.stop().await.unwrap();
 }
