@@ -12,6 +12,10 @@ use crate::stack::StackOptions;
 
 /// Where data-ingestion listens unless told otherwise.
 pub const DEFAULT_INGESTION_URL: &str = "http://127.0.0.1:50052";
+/// Where indicator-catalog listens unless told otherwise.
+pub const DEFAULT_CATALOG_URL: &str = "http://127.0.0.1:50051";
+/// Where scoring listens unless told otherwise.
+pub const DEFAULT_SCORING_URL: &str = "http://127.0.0.1:50053";
 
 /// The operator CLI of the KPI scorecard suite.
 #[derive(Debug, Clone, Parser)]
@@ -26,6 +30,34 @@ pub struct Cli {
         value_name = "URL"
     )]
     pub ingestion_url: String,
+    /// Where indicator-catalog listens.
+    #[arg(
+        long,
+        env = "KPI_CATALOG_URL",
+        default_value = DEFAULT_CATALOG_URL,
+        global = true,
+        value_name = "URL"
+    )]
+    pub catalog_url: String,
+    /// Where scoring listens.
+    #[arg(
+        long,
+        env = "KPI_SCORING_URL",
+        default_value = DEFAULT_SCORING_URL,
+        global = true,
+        value_name = "URL"
+    )]
+    pub scoring_url: String,
+    /// The deadline of each request of the operator commands, in seconds
+    /// (imports and demo streams have none).
+    #[arg(
+        long,
+        default_value_t = 60,
+        global = true,
+        value_name = "SECS",
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub timeout: u64,
     /// How results are printed: readable text, or one JSON object on stdout.
     #[arg(long, value_enum, default_value_t = Output::Text, global = true)]
     pub output: Output,
@@ -57,6 +89,19 @@ pub enum Command {
     /// prints each team's leaderboard and one explained scorecard.
     #[command(long_about = DEMO_ABOUT)]
     Demo(DemoArgs),
+    /// Applies, exports or installs a tenant's catalog (indicator-catalog).
+    #[command(subcommand)]
+    Catalog(crate::ops::cli::CatalogCommand),
+    /// Reads scorecards: one, a leaderboard, or one explained (scoring).
+    #[command(subcommand)]
+    Scorecard(crate::ops::cli::ScorecardCommand),
+    /// Lists the alerts that fired in a period (scoring).
+    #[command(subcommand)]
+    Alerts(crate::ops::cli::AlertsCommand),
+    /// Scores a past period with a template version or a draft file and
+    /// compares it, agent by agent, with the active version.
+    #[command(long_about = crate::ops::cli::SIMULATE_ABOUT)]
+    Simulate(crate::ops::cli::SimulateArgs),
 }
 
 /// Where the in-process stack listens and what it stores data in.
@@ -145,13 +190,10 @@ pub struct DemoArgs {
     /// leader.
     #[arg(long, value_name = "AGENT_ID")]
     pub agent: Option<String>,
-    /// Use the running stack's indicator-catalog at this URL (with
-    /// --scoring-url and --ingestion-url) instead of starting one.
-    #[arg(long, value_name = "URL")]
-    pub catalog_url: Option<String>,
-    /// Use the running stack's scoring at this URL.
-    #[arg(long, value_name = "URL")]
-    pub scoring_url: Option<String>,
+    /// Use the running stack at --catalog-url, --ingestion-url and
+    /// --scoring-url instead of starting one.
+    #[arg(long)]
+    pub use_running: bool,
 }
 
 const UP_ABOUT: &str = "\
@@ -181,8 +223,9 @@ bad reviews, field visits, assessments) and prints each team's leaderboard
 with vetoes and alerts, then one agent's explained scorecard.
 
 The month depends on --seed alone: the same seed prints the same scorecards.
---output json prints the same as one JSON object. With --catalog-url,
---scoring-url and --ingestion-url it uses a running stack instead; running it
+--output json prints the same as one JSON object. With --use-running it uses
+the running stack at --catalog-url, --ingestion-url and --scoring-url (or
+KPI_CATALOG_URL, KPI_INGESTION_URL, KPI_SCORING_URL) instead; running it
 there again with the same seed is safe (the catalog is kept and every event
 comes back as a duplicate), while another seed adds a second month's worth
 of activity to the same agents.

@@ -12,19 +12,15 @@ pub mod generate;
 pub mod report;
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use kpi_proto::catalog as cat;
-use kpi_proto::catalog::catalog_service_client::CatalogServiceClient;
 use kpi_proto::ingestion as ing;
-use kpi_proto::ingestion::ingestion_service_client::IngestionServiceClient;
-use kpi_proto::scoring::scoring_service_client::ScoringServiceClient;
 use tempfile::TempDir;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::{Channel, Endpoint};
 
 use crate::cli::{Cli, DemoArgs, Output};
+use crate::client::{self, CallError, CatalogClient, ClientConfig, IngestionClient, Service};
 use crate::progress::Progress;
 use crate::stack::{self, Stack};
 use crate::{ExitCode, error_chain};
@@ -33,10 +29,6 @@ use crate::{ExitCode, error_chain};
 pub const TENANT: &str = "demo";
 /// Events per StreamEvents message.
 const CHUNK: usize = 2_000;
-/// How long connecting to a service may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Largest gRPC message read (a full team's scorecards).
-const MAX_MESSAGE_BYTES: usize = 32 * 1024 * 1024;
 /// When the demo's templates take effect: before the month scored, so
 /// October is scored by them.
 const TEMPLATES_FROM: &str = "2026-09-01";
@@ -64,29 +56,42 @@ impl DemoError {
             DemoError::Unreachable(_) => ExitCode::Unreachable,
         }
     }
+}
 
-    /// A failed call: refusals (bad input, missing things) are usage
-    /// errors, everything else means the service is unwell or unreachable.
-    fn from_status(what: &str, status: &tonic::Status) -> DemoError {
-        use tonic::Code;
-        let text = format!("{what}: {} ({:?})", status.message(), status.code());
-        match status.code() {
-            Code::InvalidArgument
-            | Code::NotFound
-            | Code::FailedPrecondition
-            | Code::AlreadyExists
-            | Code::PermissionDenied => DemoError::Usage(text),
-            _ => DemoError::Unreachable(text),
+impl From<CallError> for DemoError {
+    /// A failed call keeps its exit code: refusals are usage errors, the
+    /// rest means a service is unwell or unreachable.
+    fn from(error: CallError) -> DemoError {
+        match error.exit {
+            ExitCode::Usage => DemoError::Usage(error.message),
+            ExitCode::Incomplete => DemoError::Rejected(error.message),
+            ExitCode::Ok | ExitCode::Unreachable => DemoError::Unreachable(error.message),
         }
     }
 }
 
-/// The three services' URLs.
+/// How to reach the three services. No request deadline: the demo's
+/// stream and its catch-up read take as long as the month needs.
 #[derive(Debug, Clone)]
 struct Endpoints {
-    catalog: String,
-    ingestion: String,
-    scoring: String,
+    catalog: ClientConfig,
+    ingestion: ClientConfig,
+    scoring: ClientConfig,
+}
+
+impl Endpoints {
+    /// The services at these URLs, with the command line's metadata.
+    fn at(cli: &Cli, catalog: String, ingestion: String, scoring: String) -> Endpoints {
+        let config = |service: Service, url: String| ClientConfig {
+            url,
+            ..ClientConfig::from_cli(cli, service, true)
+        };
+        Endpoints {
+            catalog: config(Service::Catalog, catalog),
+            ingestion: config(Service::Ingestion, ingestion),
+            scoring: config(Service::Scoring, scoring),
+        }
+    }
 }
 
 /// Runs `kpictl demo` and returns its exit code.
@@ -101,19 +106,18 @@ pub async fn run(cli: &Cli, args: &DemoArgs) -> ExitCode {
 }
 
 async fn demo(cli: &Cli, args: &DemoArgs) -> Result<(), DemoError> {
-    if let (Some(catalog), Some(scoring)) = (&args.catalog_url, &args.scoring_url) {
-        let endpoints = Endpoints {
-            catalog: catalog.clone(),
-            ingestion: cli.ingestion_url.clone(),
-            scoring: scoring.clone(),
-        };
-        eprintln!("using the running stack at {}", endpoints.scoring);
+    if args.use_running {
+        let endpoints = Endpoints::at(
+            cli,
+            cli.catalog_url.clone(),
+            cli.ingestion_url.clone(),
+            cli.scoring_url.clone(),
+        );
+        eprintln!(
+            "using the running stack: catalog {} · ingestion {} · scoring {}",
+            endpoints.catalog.url, endpoints.ingestion.url, endpoints.scoring.url
+        );
         return scenario(cli, args, &endpoints).await;
-    }
-    if args.catalog_url.is_some() != args.scoring_url.is_some() {
-        return Err(DemoError::Usage(
-            "give both --catalog-url and --scoring-url (and --ingestion-url) to use a running stack, or neither".into(),
-        ));
     }
     // Kept until the stack has stopped: dropping it deletes the directory.
     let (data_dir, _temp) = data_dir(args)?;
@@ -128,11 +132,12 @@ async fn demo(cli: &Cli, args: &DemoArgs) -> Result<(), DemoError> {
         "stack up in-process: catalog {} · ingestion {} · scoring {} ({} database, {} cache)",
         stack.catalog, stack.ingestion, stack.scoring, stack.database, stack.cache
     );
-    let endpoints = Endpoints {
-        catalog: stack::url(stack.catalog),
-        ingestion: stack::url(stack.ingestion),
-        scoring: stack::url(stack.scoring),
-    };
+    let endpoints = Endpoints::at(
+        cli,
+        stack::url(stack.catalog),
+        stack::url(stack.ingestion),
+        stack::url(stack.scoring),
+    );
     let outcome = scenario(cli, args, &endpoints).await;
     let stopped = stack.stop().await;
     outcome?;
@@ -157,9 +162,8 @@ fn data_dir(args: &DemoArgs) -> Result<(PathBuf, Option<TempDir>), DemoError> {
 
 /// The demo proper, on any stack: catalog, data, then the report.
 async fn scenario(cli: &Cli, args: &DemoArgs, endpoints: &Endpoints) -> Result<(), DemoError> {
-    let mut catalog =
-        CatalogServiceClient::new(connect("indicator-catalog", &endpoints.catalog).await?);
-    install(&mut catalog).await?;
+    let mut catalog = client::catalog(&endpoints.catalog).await?;
+    install(&mut catalog, &endpoints.catalog).await?;
     let events = generate::month(args.seed);
     eprintln!(
         "ingesting {} generated events (October 2026, seed {}, {} teams, {} agents)…",
@@ -168,16 +172,15 @@ async fn scenario(cli: &Cli, args: &DemoArgs, endpoints: &Endpoints) -> Result<(
         generate::TEAMS.len(),
         generate::TEAMS.iter().map(|t| t.size).sum::<usize>()
     );
-    let ingestion = connect("data-ingestion", &endpoints.ingestion).await?;
+    let ingestion = client::ingestion(&endpoints.ingestion).await?;
     let progress = Progress::new(cli.output == Output::Text);
-    let streamed = ingest(ingestion.clone(), events, &progress).await;
+    let streamed = ingest(ingestion.clone(), &endpoints.ingestion, events, &progress).await;
     progress.finish();
     let (accepted, duplicates) = streamed?;
     eprintln!("{accepted} events accepted, {duplicates} duplicates (ingested before)");
-    caught_up(ingestion).await?;
-    let scoring = ScoringServiceClient::new(connect("scoring", &endpoints.scoring).await?)
-        .max_decoding_message_size(MAX_MESSAGE_BYTES);
-    let report = report::Report::read(scoring, args.agent.as_deref()).await?;
+    caught_up(ingestion, &endpoints.ingestion).await?;
+    let scoring = client::scoring(&endpoints.scoring).await?;
+    let report = report::Report::read(scoring, &endpoints.scoring, args.agent.as_deref()).await?;
     match cli.output {
         Output::Text => print!("{}", report.text()),
         Output::Json => println!(
@@ -190,29 +193,11 @@ async fn scenario(cli: &Cli, args: &DemoArgs, endpoints: &Endpoints) -> Result<(
     Ok(())
 }
 
-/// A channel to one service, failing fast with a readable message.
-async fn connect(service: &str, url: &str) -> Result<Channel, DemoError> {
-    let endpoint = Endpoint::from_shared(url.to_owned())
-        .map_err(|e| {
-            DemoError::Usage(format!(
-                "invalid {service} URL `{url}`: {}",
-                error_chain(&e)
-            ))
-        })?
-        .connect_timeout(CONNECT_TIMEOUT);
-    endpoint.connect().await.map_err(|e| {
-        DemoError::Unreachable(format!(
-            "cannot reach {service} at {url}: {}",
-            error_chain(&e)
-        ))
-    })
-}
-
 /// Installs the starter kit, then makes each team's industry template apply
 /// to that team: the starter templates apply to everyone at a low priority,
 /// so naming the team makes each one the most specific for its agents.
-async fn install(catalog: &mut CatalogServiceClient<Channel>) -> Result<(), DemoError> {
-    if installed(catalog).await? {
+async fn install(catalog: &mut CatalogClient, config: &ClientConfig) -> Result<(), DemoError> {
+    if installed(catalog, config).await? {
         eprintln!("tenant `{TENANT}` already has the demo's templates; keeping them");
         return Ok(());
     }
@@ -223,9 +208,9 @@ async fn install(catalog: &mut CatalogServiceClient<Channel>) -> Result<(), Demo
             time_zone: "UTC".into(),
         })
         .await
-        .map_err(|s| DemoError::from_status("InstallStarterKit", &s))?;
+        .map_err(|s| config.call_error("InstallStarterKit", &s))?;
     for team in generate::TEAMS {
-        assign(catalog, team).await?;
+        assign(catalog, config, team).await?;
     }
     Ok(())
 }
@@ -233,7 +218,7 @@ async fn install(catalog: &mut CatalogServiceClient<Channel>) -> Result<(), Demo
 /// Whether an earlier demo on this stack set the catalog up already (the
 /// e-commerce template's current version names its team): the starter kit
 /// cannot be installed over versions it has since replaced.
-async fn installed(catalog: &mut CatalogServiceClient<Channel>) -> Result<bool, DemoError> {
+async fn installed(catalog: &mut CatalogClient, config: &ClientConfig) -> Result<bool, DemoError> {
     let name = format!("tenants/{TENANT}/templates/{}", generate::TEAMS[0].template);
     match catalog
         .get_template(cat::GetTemplateRequest { name, version: 0 })
@@ -245,18 +230,21 @@ async fn installed(catalog: &mut CatalogServiceClient<Channel>) -> Result<bool, 
             .and_then(|t| t.applicability)
             .is_some_and(|a| a.teams.iter().any(|t| t == generate::TEAMS[0].id))),
         Err(status) if status.code() == tonic::Code::NotFound => Ok(false),
-        Err(status) => Err(DemoError::from_status("GetTemplate", &status)),
+        Err(status) => Err(config.call_error("GetTemplate", &status).into()),
     }
 }
 
 /// A new version of the team's template that applies to that team, from
 /// [`TEMPLATES_FROM`], activated.
 async fn assign(
-    catalog: &mut CatalogServiceClient<Channel>,
+    catalog: &mut CatalogClient,
+    config: &ClientConfig,
     team: generate::Team,
 ) -> Result<(), DemoError> {
     let name = format!("tenants/{TENANT}/templates/{}", team.template);
-    let fail = |what: &str, s: tonic::Status| DemoError::from_status(&format!("{what} {name}"), &s);
+    let fail = |what: &str, s: tonic::Status| {
+        DemoError::from(config.call_error(&format!("{what} {name}"), &s))
+    };
     let mut template = catalog
         .get_template(cat::GetTemplateRequest {
             name: name.clone(),
@@ -336,29 +324,27 @@ fn local_targets(template: &mut cat::Template) {
 /// Any read catches up first; doing one here, without a deadline, keeps
 /// that wait out of scoring's calls, whose deadline (5 s by default) a
 /// fresh month on PostgreSQL can exceed.
-async fn caught_up(channel: Channel) -> Result<(), DemoError> {
+async fn caught_up(mut ingestion: IngestionClient, config: &ClientConfig) -> Result<(), DemoError> {
     eprintln!("waiting for data-ingestion to fold the events into facts…");
-    IngestionServiceClient::new(channel)
+    ingestion
         .list_agents(ing::ListAgentsRequest {
             parent: format!("tenants/{TENANT}"),
             page_size: 1,
             ..Default::default()
         })
         .await
-        .map_err(|s| DemoError::from_status("ListAgents", &s))?;
+        .map_err(|s| config.call_error("ListAgents", &s))?;
     Ok(())
 }
 
 /// Streams the events in chunks; every one must be accepted (or be a
 /// duplicate of one ingested before). Returns how many were each.
 async fn ingest(
-    channel: Channel,
+    mut client: IngestionClient,
+    config: &ClientConfig,
     events: Vec<ing::Event>,
     progress: &Progress,
 ) -> Result<(u64, u64), DemoError> {
-    let mut client = IngestionServiceClient::new(channel)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES)
-        .max_decoding_message_size(MAX_MESSAGE_BYTES);
     let (tx, rx) = mpsc::channel::<ing::StreamEventsRequest>(4);
     let sender_progress = progress.clone();
     let sender = tokio::spawn(async move {
@@ -380,13 +366,13 @@ async fn ingest(
     let mut answers = client
         .stream_events(ReceiverStream::new(rx))
         .await
-        .map_err(|s| DemoError::from_status("StreamEvents", &s))?
+        .map_err(|s| config.call_error("StreamEvents", &s))?
         .into_inner();
     let (mut accepted, mut duplicates) = (0_u64, 0_u64);
     while let Some(answer) = answers
         .message()
         .await
-        .map_err(|s| DemoError::from_status("StreamEvents", &s))?
+        .map_err(|s| config.call_error("StreamEvents", &s))?
     {
         if let Some(r) = answer
             .results

@@ -18,33 +18,30 @@
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use kpi_proto::events::event_to_proto;
 use kpi_proto::ingestion as pb;
-use kpi_proto::ingestion::ingestion_service_client::IngestionServiceClient;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
 
+use crate::ExitCode;
 use crate::cli::{Cli, ImportArgs, Output};
+use crate::client::{self, CallError, ClientConfig, IngestionClient, Service};
 use crate::formats::{self, Format, Record, Records};
 use crate::progress::Progress;
 use crate::summary::{LISTED, Rejection, Summary, Unreadable};
-use crate::{ExitCode, error_chain};
 
 /// How many chunks may be on the stream, unanswered, at once.
 pub const IN_FLIGHT: usize = 8;
 
-/// How long connecting to data-ingestion may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// What to import, and where to.
 #[derive(Debug, Clone)]
 pub struct ImportOptions {
-    /// data-ingestion's URL, e.g. `http://127.0.0.1:50052`.
-    pub url: String,
+    /// How to reach data-ingestion (no request deadline: the stream lasts
+    /// as long as the files).
+    pub client: ClientConfig,
     /// The tenant, e.g. `acme`.
     pub tenant: String,
     /// The files, in order.
@@ -59,7 +56,7 @@ impl ImportOptions {
     /// The options of `kpictl import` as parsed from the command line.
     pub fn from_cli(cli: &Cli, args: &ImportArgs) -> ImportOptions {
         ImportOptions {
-            url: cli.ingestion_url.clone(),
+            client: ClientConfig::from_cli(cli, Service::Ingestion, true),
             tenant: args.tenant.clone(),
             files: args.files.clone(),
             format: args.format,
@@ -78,14 +75,9 @@ pub enum ImportError {
     /// A file could not be opened or read.
     #[error("{0}")]
     File(String),
-    /// data-ingestion could not be reached.
-    #[error("cannot reach data-ingestion at {url}: {reason}")]
-    Unreachable {
-        /// The URL tried.
-        url: String,
-        /// Why, from the transport.
-        reason: String,
-    },
+    /// data-ingestion could not be reached (the message names the URL).
+    #[error("{0}")]
+    Unreachable(CallError),
     /// data-ingestion refused the request as a whole (e.g. a bad tenant).
     #[error("data-ingestion refused the import: {0}")]
     Refused(String),
@@ -107,7 +99,7 @@ impl ImportError {
             ImportError::Usage(_) | ImportError::File(_) | ImportError::Refused(_) => {
                 ExitCode::Usage
             }
-            ImportError::Unreachable { .. } | ImportError::Service { .. } => ExitCode::Unreachable,
+            ImportError::Unreachable(_) | ImportError::Service { .. } => ExitCode::Unreachable,
         }
     }
 }
@@ -198,7 +190,8 @@ pub async fn import(options: &ImportOptions, progress: &Progress) -> Result<Summ
         .map(|p| p.display().to_string())
         .collect();
     let sources = open_all(options)?;
-    let mut client = connect(&options.url).await?;
+    let mut client = connect(&options.client).await?;
+    let url = &options.client.url;
 
     let (read_tx, mut read_rx) = mpsc::channel::<Read>(2);
     let chunk = options.chunk;
@@ -274,7 +267,7 @@ pub async fn import(options: &ImportOptions, progress: &Progress) -> Result<Summ
     let answers = client
         .stream_events(ReceiverStream::new(request_rx))
         .await
-        .map_err(|s| status_error(&options.url, &s));
+        .map_err(|s| status_error(&options.client, &s));
     let mut summary = Summary {
         files: names.clone(),
         ..Summary::default()
@@ -287,7 +280,7 @@ pub async fn import(options: &ImportOptions, progress: &Progress) -> Result<Summ
                 &names,
                 &mut summary,
                 progress,
-                &options.url,
+                &options.client,
             )
             .await
         }
@@ -299,7 +292,7 @@ pub async fn import(options: &ImportOptions, progress: &Progress) -> Result<Summ
         return Err(e);
     }
     let sent = sender.await.map_err(|e| ImportError::Service {
-        url: options.url.clone(),
+        url: url.clone(),
         reason: format!("the sender stopped: {e}"),
     })?;
     let _ = reader.await;
@@ -343,51 +336,24 @@ fn open_all(options: &ImportOptions) -> Result<Vec<Records>, ImportError> {
 }
 
 /// Connects to data-ingestion, or says clearly why not.
-async fn connect(url: &str) -> Result<IngestionServiceClient<Channel>, ImportError> {
-    let endpoint = Endpoint::from_shared(url.to_owned())
-        .map_err(|e| {
-            ImportError::Usage(format!(
-                "invalid --ingestion-url `{url}`: {}",
-                error_chain(&e)
-            ))
-        })?
-        .connect_timeout(CONNECT_TIMEOUT);
-    let channel = endpoint
-        .connect()
-        .await
-        .map_err(|e| ImportError::Unreachable {
-            url: url.to_owned(),
-            reason: error_chain(&e),
-        })?;
-    Ok(IngestionServiceClient::new(channel))
+async fn connect(config: &ClientConfig) -> Result<IngestionClient, ImportError> {
+    client::ingestion(config).await.map_err(|e| match e.exit {
+        ExitCode::Usage => ImportError::Usage(e.message),
+        _ => ImportError::Unreachable(e),
+    })
 }
 
-/// Maps a failed call or stream to an error naming the service.
-fn status_error(url: &str, status: &Status) -> ImportError {
-    let mut reason = status.message().to_owned();
-    if let Some(source) = std::error::Error::source(status) {
-        let chain = error_chain(source);
-        if !chain.is_empty() && !reason.contains(&chain) {
-            reason = if reason.is_empty() {
-                chain
-            } else {
-                format!("{reason}: {chain}")
-            };
-        }
+/// Maps a failed call or stream to an error naming the service: the
+/// status codes mean what they mean to every command ([`client`]).
+fn status_error(config: &ClientConfig, status: &Status) -> ImportError {
+    if status.code() == Code::Unavailable {
+        return ImportError::Unreachable(config.call_error("StreamEvents", status));
     }
-    if reason.is_empty() {
-        reason = format!("{:?}", status.code());
-    }
-    match status.code() {
-        Code::InvalidArgument | Code::NotFound | Code::PermissionDenied | Code::Unauthenticated => {
-            ImportError::Refused(reason)
-        }
-        Code::Unavailable => ImportError::Unreachable {
-            url: url.to_owned(),
-            reason,
-        },
+    let reason = client::reason(status);
+    match client::exit_code_of(status.code()) {
+        ExitCode::Usage => ImportError::Refused(reason),
         _ => ImportError::Service {
-            url: url.to_owned(),
+            url: config.url.clone(),
             reason,
         },
     }
@@ -450,14 +416,15 @@ async fn collect(
     names: &[String],
     summary: &mut Summary,
     progress: &Progress,
-    url: &str,
+    config: &ClientConfig,
 ) -> Result<(), ImportError> {
+    let url = &config.url;
     let mut waiting: VecDeque<Pending> = VecDeque::new();
     loop {
         let answer = match answers.message().await {
             Ok(Some(answer)) => answer,
             Ok(None) => break,
-            Err(status) => return Err(status_error(url, &status)),
+            Err(status) => return Err(status_error(config, &status)),
         };
         while let Ok(p) = pending.try_recv() {
             waiting.push_back(p);

@@ -2,6 +2,11 @@
 //! tests (and later commands) can drive it without a process.
 //!
 //! - [`cli`]: the command line (clap derive): global options and sub-commands.
+//! - [`client`]: the one connect path to the services and the mapping of
+//!   failed calls to messages and exit codes.
+//! - [`ops`]: the operator commands (`catalog`, `scorecard`, `alerts`,
+//!   `simulate`).
+//! - [`scorecards`]: scorecards read back and printed (demo and `ops`).
 //! - [`import`]: `kpictl import`, events from files into data-ingestion.
 //! - [`formats`]: reading JSON Lines and CSV files as streams of events.
 //! - [`summary`]: what an import did, as text or JSON.
@@ -17,10 +22,13 @@
 //! [`cli::Command`], a module, and an arm in [`run`].
 
 pub mod cli;
+pub mod client;
 pub mod demo;
 pub mod formats;
 pub mod import;
+pub mod ops;
 pub mod progress;
+pub mod scorecards;
 pub mod stack;
 pub mod summary;
 pub mod up;
@@ -65,6 +73,10 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Import(args) => import::run(&cli, args).await,
         Command::Up(args) => up::run(&cli, args).await,
         Command::Demo(args) => demo::run(&cli, args).await,
+        Command::Catalog(_) | Command::Scorecard(_) | Command::Alerts(_) | Command::Simulate(_) => {
+            // Every operator command is handled by `ops`.
+            ops::run(&cli).await.unwrap_or(ExitCode::Usage)
+        }
     }
 }
 

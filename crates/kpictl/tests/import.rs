@@ -8,6 +8,7 @@ use std::process::Command;
 use kpi_runtime::ServiceKind;
 use kpi_testkit::{DbKind, RunningServer, TestDb};
 use kpictl::ExitCode;
+use kpictl::client::{ClientConfig, Service};
 use kpictl::import::{ImportError, ImportOptions, import};
 use kpictl::progress::Progress;
 
@@ -107,7 +108,7 @@ fn write_good(dir: &Path) -> (PathBuf, PathBuf) {
 
 fn options(url: &str, files: &[&Path]) -> ImportOptions {
     ImportOptions {
-        url: url.to_owned(),
+        client: ClientConfig::new(Service::Ingestion, url),
         tenant: "acme".to_owned(),
         files: files.iter().map(|p| p.to_path_buf()).collect(),
         format: None,
