@@ -57,6 +57,10 @@ pub enum Command {
     /// prints each team's leaderboard and one explained scorecard.
     #[command(long_about = DEMO_ABOUT)]
     Demo(DemoArgs),
+    /// Writes a self-contained HTML report of a team for a period:
+    /// leaderboard, indicators against targets, trends, alerts, data quality.
+    #[command(long_about = crate::report::ABOUT)]
+    Report(crate::report::ReportArgs),
 }
 
 /// Where the in-process stack listens and what it stores data in.

@@ -10,6 +10,8 @@
 //! - [`up`]: `kpictl up`, the stack until a signal.
 //! - [`demo`]: `kpictl demo`, the stack filled with a generated month and
 //!   its scorecards printed.
+//! - [`report`]: `kpictl report`, a team's period as one self-contained
+//!   HTML page; [`period_arg`] parses its `--period`.
 //! - [`run`] dispatches a parsed command line; [`ExitCode`] is the contract
 //!   with scripts.
 //!
@@ -20,7 +22,9 @@ pub mod cli;
 pub mod demo;
 pub mod formats;
 pub mod import;
+pub mod period_arg;
 pub mod progress;
+pub mod report;
 pub mod stack;
 pub mod summary;
 pub mod up;
@@ -65,6 +69,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Import(args) => import::run(&cli, args).await,
         Command::Up(args) => up::run(&cli, args).await,
         Command::Demo(args) => demo::run(&cli, args).await,
+        Command::Report(args) => report::run(&cli, args).await,
     }
 }
 
