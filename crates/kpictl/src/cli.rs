@@ -102,6 +102,10 @@ pub enum Command {
     /// compares it, agent by agent, with the active version.
     #[command(long_about = crate::ops::cli::SIMULATE_ABOUT)]
     Simulate(crate::ops::cli::SimulateArgs),
+    /// Writes a self-contained HTML report of a team for a period:
+    /// leaderboard, indicators against targets, trends, alerts, data quality.
+    #[command(long_about = crate::report::ABOUT)]
+    Report(crate::report::ReportArgs),
 }
 
 /// Where the in-process stack listens and what it stores data in.

@@ -15,6 +15,8 @@
 //! - [`up`]: `kpictl up`, the stack until a signal.
 //! - [`demo`]: `kpictl demo`, the stack filled with a generated month and
 //!   its scorecards printed.
+//! - [`report`]: `kpictl report`, a team's period as one self-contained
+//!   HTML page; [`period_arg`] parses its `--period`.
 //! - [`run`] dispatches a parsed command line; [`ExitCode`] is the contract
 //!   with scripts.
 //!
@@ -27,7 +29,9 @@ pub mod demo;
 pub mod formats;
 pub mod import;
 pub mod ops;
+pub mod period_arg;
 pub mod progress;
+pub mod report;
 pub mod scorecards;
 pub mod stack;
 pub mod summary;
@@ -77,6 +81,7 @@ pub async fn run(cli: Cli) -> ExitCode {
             // Every operator command is handled by `ops`.
             ops::run(&cli).await.unwrap_or(ExitCode::Usage)
         }
+        Command::Report(args) => report::run(&cli, args).await,
     }
 }
 

@@ -64,6 +64,7 @@ fn name(command: &Command) -> &'static str {
         Command::Import(_) => "import",
         Command::Up(_) => "up",
         Command::Demo(_) => "demo",
+        Command::Report(_) => "report",
     }
 }
 

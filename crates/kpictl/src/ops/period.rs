@@ -10,17 +10,19 @@
 //! | `2026-Q4` | quarter | date 2026-10-01 |
 //! | `2026-10-01..2026-10-15` | custom, both days included | date 2026-10-01, end 2026-10-16 |
 
-use chrono::{NaiveDate, Weekday};
+use chrono::NaiveDate;
 use kpi_proto::common as cpb;
 
 use crate::client::CallError;
+use crate::period_arg::PeriodArg;
 
 /// What `--period` accepts, for messages.
 const FORMS: &str = "a day (2026-10-14), an ISO week (2026-W41), a month (2026-10), a quarter (2026-Q4) \
      or a range of days, both included (2026-10-01..2026-10-15)";
 
-/// Parses `--period`; anything else is a usage error saying what is
-/// accepted.
+/// Parses `--period`: a range of days here, the single periods by
+/// [`PeriodArg`] (the parser `kpictl report` uses too); anything else is a
+/// usage error saying what is accepted.
 pub fn parse(text: &str) -> Result<cpb::Period, CallError> {
     let text = text.trim();
     let bad =
@@ -36,39 +38,9 @@ pub fn parse(text: &str) -> Result<cpb::Period, CallError> {
             .ok_or_else(|| bad("the range ends too late"))?;
         return Ok(period(cpb::PeriodKind::Custom, first, Some(end)));
     }
-    if let Some(date) = day(text) {
-        return Ok(period(cpb::PeriodKind::Day, date, None));
-    }
-    let (year, rest) = text.split_once('-').ok_or_else(|| bad("not a period"))?;
-    let year: i32 = year
-        .parse()
-        .ok()
-        .filter(|y| (1..=9999).contains(y))
-        .ok_or_else(|| bad("the year is not a number from 1 to 9999"))?;
-    let (kind, date) = if let Some(week) = rest.strip_prefix(['W', 'w']) {
-        let week: u32 = week.parse().map_err(|_| bad("the week is not a number"))?;
-        let monday = NaiveDate::from_isoywd_opt(year, week, Weekday::Mon)
-            .ok_or_else(|| bad(&format!("{year} has no ISO week {week}")))?;
-        (cpb::PeriodKind::Week, monday)
-    } else if let Some(quarter) = rest.strip_prefix(['Q', 'q']) {
-        let quarter: u32 = quarter
-            .parse()
-            .ok()
-            .filter(|q| (1..=4).contains(q))
-            .ok_or_else(|| bad("the quarter is not 1 to 4"))?;
-        let first = NaiveDate::from_ymd_opt(year, (quarter - 1) * 3 + 1, 1)
-            .ok_or_else(|| bad("not a quarter"))?;
-        (cpb::PeriodKind::Quarter, first)
-    } else {
-        let month: u32 = rest
-            .parse()
-            .ok()
-            .filter(|m| (1..=12).contains(m) && rest.len() == 2)
-            .ok_or_else(|| bad("not a day, week, month or quarter"))?;
-        let first = NaiveDate::from_ymd_opt(year, month, 1).ok_or_else(|| bad("not a month"))?;
-        (cpb::PeriodKind::Month, first)
-    };
-    Ok(period(kind, date, None))
+    text.parse::<PeriodArg>()
+        .map(PeriodArg::to_proto)
+        .map_err(|e| bad(e.why()))
 }
 
 /// `YYYY-MM-DD`, strictly.
