@@ -6,8 +6,11 @@
 //!   lines that carry the trace id;
 //! - the metrics endpoints count requests by code, ingested events by
 //!   outcome, and kpi-cache hits, misses and errors;
-//! - a collector that is down changes nothing for the callers.
+//! - a collector that is down changes nothing for the callers;
+//! - [`kpictl`]: the operator CLI as a user drives it, import → scorecard →
+//!   explain → report.
 
+mod kpictl;
 mod support;
 
 use std::net::{Ipv4Addr, SocketAddr};

@@ -490,3 +490,31 @@ pub struct TeamUpsert {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub supervisor_id: Option<String>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Stored events are JSON; a score must read back bit for bit. Found by
+    /// the `event_validation` fuzz target: without serde_json's
+    /// `float_roundtrip` this score came back one ulp off.
+    #[test]
+    fn a_score_survives_the_json_store_bit_for_bit() {
+        let event = Event {
+            event_id: "evt-2".into(),
+            occurred_at: "2026-09-21T10:27:12Z".parse().unwrap(),
+            payload: Payload::Survey(SurveyResponse {
+                response_id: "R-1".into(),
+                kind: SurveyKind::Csat,
+                score: 2.0078125029400598,
+                ticket_id: Some("T-1".into()),
+                session_id: None,
+                agent_id: None,
+                customer_segment: None,
+            }),
+        };
+        let json = serde_json::to_string(&event).unwrap();
+        let back: Event = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, event, "{json}");
+    }
+}

@@ -179,3 +179,33 @@ async fn kpictl_imports_scores_explains_and_reports_as_a_user_would() {
     report(&up, t, dir.path());
     up.stop();
 }
+
+/// `kpictl report` for team t1: a page naming both agents, a1's total, the
+/// veto and the alert, loading nothing from the network.
+fn report(up: &Up, tenant: &str, dir: &Path) {
+    let page_path = dir.join("t1.html");
+    let output = up.run(&[
+        "report",
+        "--tenant",
+        tenant,
+        "--team",
+        "t1",
+        "--period",
+        "2026-10",
+        "--periods",
+        "3",
+        "-o",
+        page_path.to_str().expect("UTF-8 path"),
+    ]);
+    assert!(
+        output.status.success(),
+        "kpictl report failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let page = std::fs::read_to_string(&page_path).expect("the report page");
+    assert!(page.starts_with("<!DOCTYPE html>"), "{}", &page[..80]);
+    for expected in ["Ann", "Bob", "83.0", "26.5", "qa_floor", "csat_low"] {
+        assert!(page.contains(expected), "the report lacks {expected}");
+    }
+    assert!(!page.contains("http://") && !page.contains("https://"));
+}
