@@ -410,7 +410,7 @@ mod tests {
     use crate::measure::{Attribution, Measure, TimeBasis};
     use crate::rules::{Direction, ScoringRule};
     use crate::schema::FactType;
-    use crate::template::{Applicability, TeamRollup, VetoRule};
+    use crate::template::{Applicability, TeamRollup, VetoRule, default_grades};
     use proptest::prelude::*;
 
     fn ratio(scale: f64) -> IndicatorDef {
@@ -626,6 +626,37 @@ mod tests {
         assert_eq!(cohort_weighted_mean(&members[1..], &weights), Some(85.0));
     }
 
+    /// A template of `cases.len()` ratio items `k0, k1, …` with the given
+    /// weights, and their values (a sample of 0 leaves an item insufficient).
+    fn scored_inputs(
+        cases: &[(u32, f64, i64)],
+    ) -> (
+        TemplateDef,
+        BTreeMap<String, IndicatorDef>,
+        BTreeMap<String, IndicatorValue>,
+    ) {
+        let mut defs = BTreeMap::new();
+        let mut values = BTreeMap::new();
+        let mut items = Vec::new();
+        for (i, (weight, v, sample)) in cases.iter().enumerate() {
+            let key = format!("k{i}");
+            let mut def = ratio(100.0);
+            def.min_sample = 1;
+            defs.insert(key.clone(), def);
+            values.insert(key.clone(), value(*v, *sample));
+            items.push(item(&key, f64::from(*weight)));
+        }
+        (template(items, vec![]), defs, values)
+    }
+
+    /// The position of a grade in the default bands, best first.
+    fn grade_rank(grade: &str) -> usize {
+        default_grades()
+            .iter()
+            .position(|g| g.grade == grade)
+            .expect("a default grade")
+    }
+
     proptest! {
         #[test]
         fn linear_scores_are_monotonic_in_the_actual_value(
@@ -675,6 +706,88 @@ mod tests {
             let (num, den) = parts.iter().fold((0.0, 0.0), |(a, b), (n, d)| (a + n, b + d));
             let team = measured_value(&ratio(100.0), &MeasureValues { primary: agg(num, num as i64), denominator: agg(den, den as i64) }, 20);
             prop_assert!((team.value.unwrap() - num / den * 100.0).abs() < 1e-9);
+        }
+
+        #[test]
+        fn the_total_is_the_weighted_mean_of_the_scored_items(
+            cases in proptest::collection::vec((1u32..60, 0.0f64..100.0, 0i64..5), 1..8),
+        ) {
+            let (t, defs, values) = scored_inputs(&cases);
+            let s = score(&t, &defs, &values, "veteran");
+            let scored: Vec<(f64, f64)> = s
+                .items
+                .iter()
+                .filter(|i| i.sufficient)
+                .map(|i| (i.weight, i.score.unwrap()))
+                .collect();
+            let weight: f64 = scored.iter().map(|(w, _)| w).sum();
+            if scored.is_empty() {
+                prop_assert_eq!(s.total, 0.0);
+            } else {
+                let mean = scored.iter().map(|(w, x)| w * x).sum::<f64>() / weight;
+                prop_assert!((s.total - mean).abs() < 1e-9, "total {} vs mean {mean}", s.total);
+                let lo = scored.iter().map(|(_, x)| *x).fold(f64::INFINITY, f64::min);
+                let hi = scored.iter().map(|(_, x)| *x).fold(f64::NEG_INFINITY, f64::max);
+                prop_assert!(s.total >= lo - 1e-9 && s.total <= hi + 1e-9);
+            }
+        }
+
+        #[test]
+        fn the_order_of_template_items_does_not_change_the_result(
+            cases in proptest::collection::vec((1u32..60, 0.0f64..100.0, 0i64..5), 1..8),
+            rotate in 0usize..8,
+        ) {
+            let (t, defs, values) = scored_inputs(&cases);
+            let mut reordered = t.clone();
+            reordered.items.reverse();
+            let len = reordered.items.len();
+            reordered.items.rotate_left(rotate % len);
+            let a = score(&t, &defs, &values, "veteran");
+            let b = score(&reordered, &defs, &values, "veteran");
+            prop_assert!((a.total - b.total).abs() < 1e-9, "{} vs {}", a.total, b.total);
+            prop_assert_eq!(a.grade, b.grade);
+        }
+
+        #[test]
+        fn a_better_value_never_lowers_the_total_or_the_grade(
+            cases in proptest::collection::vec((1u32..60, 0.0f64..100.0, 1i64..5), 1..8),
+            which in 0usize..8,
+            gain in 0.0f64..50.0,
+        ) {
+            let (t, defs, values) = scored_inputs(&cases);
+            let key = format!("k{}", which % cases.len());
+            let mut improved = values.clone();
+            let v = improved.get_mut(&key).unwrap();
+            v.value = v.value.map(|x| x + gain);
+            let before = score(&t, &defs, &values, "veteran");
+            let after = score(&t, &defs, &improved, "veteran");
+            prop_assert!(after.total >= before.total - 1e-9, "{} < {}", after.total, before.total);
+            prop_assert!(grade_rank(&after.grade) <= grade_rank(&before.grade));
+        }
+
+        #[test]
+        fn a_cohort_weighted_mean_lies_between_the_member_totals(
+            members in proptest::collection::vec((0usize..3, 0.0f64..100.0), 1..12),
+            weights in proptest::collection::vec(0.0f64..100.0, 3),
+        ) {
+            let cohorts = ["new_hire", "veteran", "contractor"];
+            let members: Vec<(String, f64)> =
+                members.iter().map(|(c, t)| (cohorts[*c].to_string(), *t)).collect();
+            let weights: BTreeMap<String, f64> =
+                cohorts.iter().zip(&weights).map(|(c, w)| (c.to_string(), *w)).collect();
+            let present_weight: f64 = weights
+                .iter()
+                .filter(|(c, _)| members.iter().any(|(m, _)| m == *c))
+                .map(|(_, w)| w)
+                .sum();
+            match cohort_weighted_mean(&members, &weights) {
+                None => prop_assert_eq!(present_weight, 0.0),
+                Some(mean) => {
+                    let lo = members.iter().map(|(_, t)| *t).fold(f64::INFINITY, f64::min);
+                    let hi = members.iter().map(|(_, t)| *t).fold(f64::NEG_INFINITY, f64::max);
+                    prop_assert!(mean >= lo - 1e-9 && mean <= hi + 1e-9, "{mean} outside [{lo}, {hi}]");
+                }
+            }
         }
     }
 }
