@@ -32,6 +32,7 @@ use crate::cli::{Cli, ImportArgs, Output};
 use crate::formats::{self, Format, Record, Records};
 use crate::progress::Progress;
 use crate::summary::{LISTED, Rejection, Summary, Unreadable};
+use crate::tls::TlsArgs;
 use crate::{ExitCode, error_chain};
 
 /// How many chunks may be on the stream, unanswered, at once.
@@ -53,6 +54,8 @@ pub struct ImportOptions {
     pub format: Option<Format>,
     /// Events per chunk (1–5000).
     pub chunk: usize,
+    /// TLS for an `https://` URL.
+    pub tls: TlsArgs,
 }
 
 impl ImportOptions {
@@ -64,6 +67,7 @@ impl ImportOptions {
             files: args.files.clone(),
             format: args.format,
             chunk: args.chunk as usize,
+            tls: cli.tls.clone(),
         }
     }
 }
@@ -198,7 +202,7 @@ pub async fn import(options: &ImportOptions, progress: &Progress) -> Result<Summ
         .map(|p| p.display().to_string())
         .collect();
     let sources = open_all(options)?;
-    let mut client = connect(&options.url).await?;
+    let mut client = connect(&options.url, &options.tls).await?;
 
     let (read_tx, mut read_rx) = mpsc::channel::<Read>(2);
     let chunk = options.chunk;
@@ -342,8 +346,9 @@ fn open_all(options: &ImportOptions) -> Result<Vec<Records>, ImportError> {
         .collect()
 }
 
-/// Connects to data-ingestion, or says clearly why not.
-async fn connect(url: &str) -> Result<IngestionServiceClient<Channel>, ImportError> {
+/// Connects to data-ingestion (over TLS for `https://`), or says clearly why
+/// not.
+async fn connect(url: &str, tls: &TlsArgs) -> Result<IngestionServiceClient<Channel>, ImportError> {
     let endpoint = Endpoint::from_shared(url.to_owned())
         .map_err(|e| {
             ImportError::Usage(format!(
@@ -352,6 +357,7 @@ async fn connect(url: &str) -> Result<IngestionServiceClient<Channel>, ImportErr
             ))
         })?
         .connect_timeout(CONNECT_TIMEOUT);
+    let endpoint = tls.apply(endpoint).map_err(ImportError::Usage)?;
     let channel = endpoint
         .connect()
         .await
