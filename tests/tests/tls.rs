@@ -11,6 +11,8 @@
 //! - scoring computes a scorecard calling indicator-catalog and
 //!   data-ingestion (which calls the catalog too) over TLS, and over mTLS
 //!   with a server name override; health is served over TLS;
+//! - connections aged out by `KPI_MAX_CONNECTION_AGE_SECS` end and the
+//!   client reconnects, over TLS (the ageing wrapper sits under TLS);
 //! - a plain client at a TLS listener gets UNAVAILABLE;
 //! - a client trusting another CA (or the public roots) gets UNAVAILABLE;
 //! - an mTLS listener refuses a client without a certificate and one with a
@@ -21,6 +23,9 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser as _;
@@ -397,6 +402,54 @@ async fn catalog(db: &TestDb, env: &[(&'static str, String)]) -> anyhow::Result<
     Ok(RunningServer::spawn(app.local_addr()?, |s| {
         app.run_until_stopped(s)
     }))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aged_out_tls_connections_end_and_the_client_reconnects_over_tls() -> anyhow::Result<()> {
+    let pki = Pki::new()?;
+    let db = TestDb::new(DbKind::Sqlite).await?;
+    let mut env = pki.server_env(false);
+    env.push(("KPI_MAX_CONNECTION_AGE_SECS", "1".to_owned()));
+    env.push(("KPI_MAX_CONNECTION_AGE_GRACE_SECS", "1".to_owned()));
+    let server = catalog(&db, &env).await?;
+
+    // A TLS channel whose TCP connections are counted.
+    let addr = server.addr;
+    let connections = Arc::new(AtomicUsize::new(0));
+    let counter = connections.clone();
+    let connector = tower::service_fn(move |_: tonic::codegen::http::Uri| {
+        counter.fetch_add(1, Ordering::SeqCst);
+        async move {
+            let stream = tokio::net::TcpStream::connect(addr).await?;
+            Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(stream))
+        }
+    });
+    let channel = tonic::transport::Endpoint::from_shared(https(&server))?
+        .tls_config(pki.client("ca.pem", None)?.config())?
+        .connect_with_connector_lazy(connector);
+    let mut client = HealthClient::new(channel);
+    let check = HealthCheckRequest {
+        service: String::new(),
+    };
+    assert_eq!(
+        client.check(check.clone()).await?.into_inner().status(),
+        ServingStatus::Serving
+    );
+    // The server ends the first connection after its age (GOAWAY) and
+    // grace; calls then go over a new TLS connection. The timeout only
+    // guards against hanging.
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while connections.load(Ordering::SeqCst) < 2 {
+            let _ = client.check(check.clone()).await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await?;
+    assert_eq!(
+        client.check(check).await?.into_inner().status(),
+        ServingStatus::Serving
+    );
+    server.stop().await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
