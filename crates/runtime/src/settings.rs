@@ -11,6 +11,11 @@
 //! Secrets (passwords in the database and Redis URLs) never appear in the
 //! `Debug` output of [`Settings`] nor in a [`SettingsError`]; use
 //! [`redact_url`] before logging any URL yourself.
+//!
+//! The `KPI_TLS_*` files are read and checked here, at load, so that a
+//! missing or broken certificate stops the service at start-up with the
+//! variable named ([`crate::tls`]); `Debug` shows their paths, never their
+//! contents. Empty values count as unset.
 
 use std::collections::HashMap;
 use std::fmt;
