@@ -19,6 +19,7 @@
 
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::Once;
 use std::time::Duration;
 
 use rustls::pki_types::pem::PemObject;
@@ -182,7 +183,9 @@ impl Default for ClientTls {
             ca: None,
             identity: None,
             domain_name: None,
-            config: ClientTlsConfig::new().with_webpki_roots(),
+            config: ClientTlsConfig::new()
+                .with_webpki_roots()
+                .timeout(HANDSHAKE_TIMEOUT),
         }
     }
 }
@@ -253,6 +256,7 @@ impl fmt::Debug for ClientTls {
 /// plain.
 pub fn apply(endpoint: Endpoint, tls: &ClientTls) -> Result<Endpoint, tonic::transport::Error> {
     if is_https(endpoint.uri()) {
+        install_crypto_provider();
         endpoint.tls_config(tls.config())
     } else {
         Ok(endpoint)
@@ -270,7 +274,10 @@ pub fn is_https(uri: &http::Uri) -> bool {
 /// this workspace builds) keeps TLS working should another dependency ever
 /// bring aws-lc-rs along. A provider already installed is kept.
 fn install_crypto_provider() {
-    let _already_installed = rustls::crypto::ring::default_provider().install_default();
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        let _already_installed = rustls::crypto::ring::default_provider().install_default();
+    });
 }
 
 /// The file's bytes, or an error naming its setting.
