@@ -7,11 +7,13 @@
 //! - the metrics endpoints count requests by code, ingested events by
 //!   outcome, and kpi-cache hits, misses and errors;
 //! - a collector that is down changes nothing for the callers;
-//! - [`kpictl`]: the operator CLI as a user drives it, import → scorecard →
-//!   explain → report.
+//! - [`operator_cli`]: `kpictl` as a user drives it, import → scorecard →
+//!   explain → report;
+//! - [`tls`]: TLS and mTLS between the services and from kpictl.
 
-mod kpictl;
+mod operator_cli;
 mod support;
+mod tls;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;

@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::formats::Format;
 use crate::stack::StackOptions;
+use crate::tls::TlsArgs;
 
 /// Where data-ingestion listens unless told otherwise.
 pub const DEFAULT_INGESTION_URL: &str = "http://127.0.0.1:50052";
@@ -61,6 +62,9 @@ pub struct Cli {
     /// How results are printed: readable text, or one JSON object on stdout.
     #[arg(long, value_enum, default_value_t = Output::Text, global = true)]
     pub output: Output,
+    /// TLS for https:// URLs.
+    #[command(flatten)]
+    pub tls: TlsArgs,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,

@@ -23,6 +23,7 @@ use tonic::{Code, Request, Status};
 use tonic_types::StatusExt;
 
 use crate::cli::Cli;
+use crate::tls::TlsArgs;
 use crate::{ExitCode, error_chain};
 
 /// How long connecting to a service may take.
@@ -79,6 +80,8 @@ pub struct ClientConfig {
     pub connect_timeout: Duration,
     /// Run on every request's metadata before it is sent.
     pub metadata: Option<MetadataHook>,
+    /// TLS for an `https://` URL (`--ca-cert`, `--client-cert`, `--client-key`).
+    pub tls: TlsArgs,
 }
 
 impl fmt::Debug for ClientConfig {
@@ -90,6 +93,7 @@ impl fmt::Debug for ClientConfig {
             .field("timeout", &self.timeout)
             .field("connect_timeout", &self.connect_timeout)
             .field("metadata", &self.metadata.is_some())
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -104,6 +108,7 @@ impl ClientConfig {
             timeout: None,
             connect_timeout: CONNECT_TIMEOUT,
             metadata: None,
+            tls: TlsArgs::default(),
         }
     }
 
@@ -116,7 +121,7 @@ impl ClientConfig {
             Service::Ingestion => &cli.ingestion_url,
             Service::Scoring => &cli.scoring_url,
         };
-        let config = ClientConfig::new(service, url.clone());
+        let config = ClientConfig::new(service, url.clone()).with_tls(cli.tls.clone());
         if streaming {
             config
         } else {
@@ -127,6 +132,12 @@ impl ClientConfig {
     /// The same with a request deadline.
     pub fn with_timeout(mut self, timeout: Duration) -> ClientConfig {
         self.timeout = Some(timeout);
+        self
+    }
+
+    /// The same with TLS options for an `https://` URL.
+    pub fn with_tls(mut self, tls: TlsArgs) -> ClientConfig {
+        self.tls = tls;
         self
     }
 
@@ -146,7 +157,10 @@ impl ClientConfig {
                 error_chain(&e)
             ))
         })?;
-        let endpoint = endpoint.connect_timeout(self.connect_timeout);
+        let endpoint = self
+            .tls
+            .apply(endpoint.connect_timeout(self.connect_timeout))
+            .map_err(CallError::usage)?;
         Ok(match self.timeout {
             Some(timeout) => endpoint.timeout(timeout),
             None => endpoint,

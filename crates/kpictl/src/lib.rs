@@ -12,6 +12,7 @@
 //! - [`summary`]: what an import did, as text or JSON.
 //! - [`progress`]: the progress bar on stderr.
 //! - [`stack`]: the three services in this process (`up`, `demo`).
+//! - [`tls`]: `--ca-cert`, `--client-cert`, `--client-key` for `https://` URLs.
 //! - [`up`]: `kpictl up`, the stack until a signal.
 //! - [`demo`]: `kpictl demo`, the stack filled with a generated month and
 //!   its scorecards printed.
@@ -35,6 +36,7 @@ pub mod report;
 pub mod scorecards;
 pub mod stack;
 pub mod summary;
+pub mod tls;
 pub mod up;
 
 use cli::{Cli, Command};

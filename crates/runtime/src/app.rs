@@ -8,8 +8,9 @@ use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
 use tonic::service::Routes;
 
-use crate::server::{ServeError, ServeOptions, bind, serve};
+use crate::server::{ServeError, ServeOptions, bind, serve_with_tls};
 use crate::settings::{ServiceKind, Settings};
+use crate::tls::ServerTls;
 
 /// A service binary's command line. Configuration comes from KPI_*
 /// environment variables (and `KPI_CONFIG_FILE`).
@@ -31,11 +32,12 @@ pub enum ServiceCommand {
     Migrate,
 }
 
-/// A service's listener, bound, with its serve options.
+/// A service's listener, bound, with its serve options and TLS.
 #[derive(Debug)]
 pub struct Listener {
     listener: TcpListener,
     options: ServeOptions,
+    tls: Option<ServerTls>,
     kind: ServiceKind,
 }
 
@@ -45,6 +47,7 @@ impl Listener {
         Ok(Listener {
             listener: bind(settings.listen_addr).await?,
             options: ServeOptions::from(settings),
+            tls: settings.server_tls.clone(),
             kind: settings.service,
         })
     }
@@ -54,17 +57,19 @@ impl Listener {
         self.listener.local_addr()
     }
 
-    /// Serves `routes` (health names the service) until `shutdown`, then drains.
+    /// Serves `routes` (health names the service) until `shutdown`, then
+    /// drains; over TLS when the settings had `KPI_TLS_CERT_FILE`.
     pub async fn serve(
         self,
         routes: Routes,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServeError> {
-        serve(
+        serve_with_tls(
             self.listener,
             routes,
             &[self.kind.grpc_service_name()],
             self.options,
+            self.tls.as_ref(),
             shutdown,
         )
         .await

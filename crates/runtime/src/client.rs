@@ -8,12 +8,26 @@
 //! [`TraceContextLayer`] is the same piece as a tower layer, for channels
 //! built some other way.
 //!
+//! TLS follows the URL: `https://` peers are dialled over TLS with the
+//! [`ClientTls`] given to [`connect_with_tls`] (the settings' `KPI_TLS_*`
+//! client files), `http://` peers in plain text. [`connect`] trusts the
+//! public webpki roots for `https://`.
+//!
+//! A call whose connection fails (refused, reset, a TLS handshake or
+//! certificate refused by the peer, a peer that does not speak plain HTTP/2
+//! such as a TLS listener dialled with `http://`) ends in `UNAVAILABLE`
+//! naming the cause ([`ConnectionStatus`]), as gRPC specifies for transport
+//! failures; tonic alone reports some of them as `UNKNOWN` or `INTERNAL`.
+//!
 //! On load balancing: the channel keeps one HTTP/2 connection. The servers
 //! end connections after `KPI_MAX_CONNECTION_AGE_SECS` with a GOAWAY, and the
 //! channel then reconnects through the Service's virtual IP, reaching
 //! whichever pod kube-proxy picks (deploy/README.md explains the choice).
 
-use std::task::{Context, Poll};
+use std::error::Error as StdError;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use tonic::transport::{Channel, Endpoint};
@@ -24,9 +38,14 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::layers::split_path;
 use crate::propagation;
+use crate::tls::{self, ClientTls};
 
-/// A channel whose calls carry the caller's trace context.
-pub type TracedChannel = TraceContext<Channel>;
+/// A channel whose calls carry the caller's trace context, and whose
+/// connection failures are `UNAVAILABLE`.
+pub type TracedChannel = TraceContext<ConnectionStatus<Channel>>;
+
+/// What tower services fail with.
+type BoxError = Box<dyn StdError + Send + Sync>;
 
 /// How outbound channels behave.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,19 +69,132 @@ impl Default for ClientOptions {
 }
 
 /// A traced channel to `url` (e.g. `KPI_CATALOG_URL`), connecting on first
-/// use and reconnecting after the server closes the connection.
+/// use and reconnecting after the server closes the connection. An
+/// `https://` URL is verified against the public webpki roots.
 pub fn connect(
     url: &str,
     options: ClientOptions,
 ) -> Result<TracedChannel, tonic::transport::Error> {
-    let channel = Endpoint::from_shared(url.to_owned())?
+    connect_with_tls(url, options, &ClientTls::default())
+}
+
+/// [`connect`], with `tls` (trusted CAs, client certificate, server name)
+/// for an `https://` URL; an `http://` URL stays plain.
+pub fn connect_with_tls(
+    url: &str,
+    options: ClientOptions,
+    tls: &ClientTls,
+) -> Result<TracedChannel, tonic::transport::Error> {
+    let endpoint = Endpoint::from_shared(url.to_owned())?
         .connect_timeout(options.connect_timeout)
         .timeout(options.timeout)
         .tcp_nodelay(true)
         .http2_keep_alive_interval(options.keepalive_interval)
-        .keep_alive_while_idle(true)
-        .connect_lazy();
-    Ok(TraceContextLayer.layer(channel))
+        .keep_alive_while_idle(true);
+    let channel = tls::apply(endpoint, tls)?.connect_lazy();
+    Ok(TraceContextLayer.layer(ConnectionStatus { inner: channel }))
+}
+
+/// Turns a failure of the connection under a call into `UNAVAILABLE` with
+/// the cause in the message; any other error passes through for tonic to
+/// map.
+#[derive(Debug, Clone)]
+pub struct ConnectionStatus<S> {
+    inner: S,
+}
+
+impl<S, B> Service<http::Request<B>> for ConnectionStatus<S>
+where
+    S: Service<http::Request<B>>,
+    S::Error: Into<BoxError>,
+{
+    type Response = S::Response;
+    type Error = BoxError;
+    type Future = ConnectionStatusFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner
+            .poll_ready(cx)
+            .map_err(|error| connection_status(error.into()))
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        ConnectionStatusFuture {
+            inner: self.inner.call(request),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The response future of [`ConnectionStatus`].
+    pub struct ConnectionStatusFuture<F> {
+        #[pin]
+        inner: F,
+    }
+}
+
+impl<F, T, E> Future for ConnectionStatusFuture<F>
+where
+    F: Future<Output = Result<T, E>>,
+    E: Into<BoxError>,
+{
+    type Output = Result<T, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let result = ready!(self.project().inner.poll(cx));
+        Poll::Ready(result.map_err(|error| connection_status(error.into())))
+    }
+}
+
+/// `UNAVAILABLE` for a connection failure, else `error` unchanged.
+fn connection_status(error: BoxError) -> BoxError {
+    if is_connection_failure(&*error) {
+        let message = format!("connection failed: {}", error_chain(&*error));
+        Box::new(tonic::Status::unavailable(message))
+    } else {
+        error
+    }
+}
+
+/// An I/O error anywhere in the chain (refused, reset, a TLS alert from the
+/// peer), a call dropped because its connection closed before it was sent
+/// (hyper's "canceled"), or an HTTP/2 connection error this side raised
+/// because the peer sent something that is not HTTP/2 (a TLS record, an
+/// HTTP/1 answer).
+fn is_connection_failure(error: &(dyn StdError + 'static)) -> bool {
+    let mut next = Some(error);
+    while let Some(error) = next {
+        if error.is::<std::io::Error>() {
+            return true;
+        }
+        if let Some(hyper) = error.downcast_ref::<hyper::Error>()
+            && (hyper.is_canceled() || hyper.is_closed() || hyper.is_incomplete_message())
+        {
+            return true;
+        }
+        if let Some(h2) = error.downcast_ref::<h2::Error>()
+            && (h2.is_io() || (h2.is_go_away() && h2.is_library()))
+        {
+            return true;
+        }
+        next = error.source();
+    }
+    false
+}
+
+/// An error and its sources joined with `: `, without repeats (tonic's
+/// transport errors keep the useful part in their sources).
+pub(crate) fn error_chain(error: &(dyn StdError + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(error);
+    while let Some(error) = next {
+        let text = error.to_string();
+        if !text.is_empty() && !parts.iter().any(|part| part.contains(&text)) {
+            parts.push(text);
+        }
+        next = error.source();
+    }
+    parts.join(": ")
 }
 
 /// Wraps a gRPC client service in [`TraceContext`].

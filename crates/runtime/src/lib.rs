@@ -25,6 +25,8 @@
 //!   `google.rpc.BadRequest` field violations for bad input.
 //! - [`app`]: what every service binary shares: the `serve` / `migrate`
 //!   command line and a bound [`Listener`] serving a service's routes.
+//! - [`tls`]: optional TLS and mTLS: the listener's certificate and the
+//!   client CAs it requires, what outbound `https://` calls trust and present.
 //! - [`names`]: resource names (`tenants/{tenant}/{collection}/{key}`), page
 //!   sizes and opaque page tokens, validated the same way everywhere.
 
@@ -39,7 +41,10 @@ pub mod server;
 pub mod settings;
 pub mod status;
 pub mod telemetry;
+pub mod tls;
 
 pub use app::{Listener, ServiceCli, ServiceCommand};
-pub use server::{ServeError, ServeOptions, bind, routes_builder, serve, shutdown_signal};
+pub use server::{
+    ServeError, ServeOptions, bind, routes_builder, serve, serve_with_tls, shutdown_signal,
+};
 pub use settings::{LogFormat, ServiceKind, Settings, SettingsError};

@@ -14,6 +14,12 @@
 //! that age (with a grace period for calls in flight) so that clients
 //! reconnect and new pods get their share of long-lived HTTP/2 connections.
 //!
+//! [`serve_with_tls`] is the same over TLS (mTLS when the [`ServerTls`]
+//! names client CAs): tonic runs the handshake on each accepted connection,
+//! also on the custom incoming stream used here (TCP options, then
+//! [`AgedConnection`], then TLS), so health, reflection, ageing and draining
+//! behave the same.
+//!
 //! Binding is separate from serving so that callers (and tests) can bind
 //! `127.0.0.1:0`, learn the port, and only then spawn the server.
 
@@ -35,6 +41,7 @@ use crate::aging::AgedConnection;
 use crate::layers::{GrpcMetricsLayer, server_span};
 use crate::metrics::RpcMetrics;
 use crate::settings::Settings;
+use crate::tls::ServerTls;
 
 /// The health service's own gRPC name, advertised through reflection.
 pub const HEALTH_SERVICE_NAME: &str = "grpc.health.v1.Health";
@@ -93,6 +100,9 @@ pub enum ServeError {
     /// The reflection service could not be built from the descriptor sets.
     #[error("cannot build the reflection service: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
+    /// The TLS configuration was refused by the transport.
+    #[error("cannot set up TLS: {0}")]
+    Tls(#[source] tonic::transport::Error),
     /// The transport failed while serving.
     #[error("serving failed: {0}")]
     Transport(#[from] tonic::transport::Error),
@@ -129,6 +139,21 @@ pub async fn serve(
     options: ServeOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    serve_with_tls(listener, routes, service_names, options, None, shutdown).await
+}
+
+/// [`serve`], over TLS when `tls` is given: every connection (health and
+/// reflection included) must complete a TLS handshake, and with client CAs
+/// an mTLS one; connections that fail it are dropped without disturbing the
+/// others.
+pub async fn serve_with_tls(
+    listener: TcpListener,
+    routes: Routes,
+    service_names: &[&'static str],
+    options: ServeOptions,
+    tls: Option<&ServerTls>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
     let addr = listener.local_addr().map_err(ServeError::LocalAddr)?;
 
     let (reporter, health_service) = tonic_health::server::health_reporter();
@@ -161,7 +186,12 @@ pub async fn serve(
         let _ = draining_tx.send(());
     };
 
-    info!(%addr, services = ?service_names, "serving");
+    let transport = match tls {
+        None => "plain",
+        Some(tls) if tls.requires_client_certificate() => "mtls",
+        Some(_) => "tls",
+    };
+    info!(%addr, services = ?service_names, transport, "serving");
     let mut builder = Server::builder()
         .tcp_nodelay(true)
         .http2_keepalive_interval(Some(HTTP2_KEEPALIVE_INTERVAL))
@@ -170,6 +200,9 @@ pub async fn serve(
         // GOAWAY at the age; the grace is enforced by `AgedConnection`, not
         // by tonic's `max_connection_age_grace` (see `crate::aging`).
         builder = builder.max_connection_age(age);
+    }
+    if let Some(tls) = tls {
+        builder = builder.tls_config(tls.config()).map_err(ServeError::Tls)?;
     }
     let server = builder
         .trace_fn(server_span)

@@ -11,12 +11,19 @@
 //! Secrets (passwords in the database and Redis URLs) never appear in the
 //! `Debug` output of [`Settings`] nor in a [`SettingsError`]; use
 //! [`redact_url`] before logging any URL yourself.
+//!
+//! The `KPI_TLS_*` files are read and checked here, at load, so that a
+//! missing or broken certificate stops the service at start-up with the
+//! variable named ([`crate::tls`]); `Debug` shows their paths, never their
+//! contents. Empty values count as unset.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
+
+use crate::tls::{ClientTls, PemFile, ServerTls, TlsError};
 
 /// Names the file of `KEY=value` lines layered between defaults and environment.
 pub const CONFIG_FILE_VAR: &str = "KPI_CONFIG_FILE";
@@ -55,6 +62,20 @@ pub const OTLP_ENDPOINT_VAR: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
 pub const CACHE_TTL_SECS_VAR: &str = "KPI_CACHE_TTL_SECS";
 /// Milliseconds one call to another service may take (its deadline).
 pub const CALL_TIMEOUT_MS_VAR: &str = "KPI_CALL_TIMEOUT_MS";
+/// The gRPC listener's certificate chain (PEM); with the key, turns TLS on.
+pub const TLS_CERT_FILE_VAR: &str = "KPI_TLS_CERT_FILE";
+/// The gRPC listener's private key (PEM).
+pub const TLS_KEY_FILE_VAR: &str = "KPI_TLS_KEY_FILE";
+/// CAs (PEM) client certificates must chain to; set, clients must present one (mTLS).
+pub const TLS_CLIENT_CA_FILE_VAR: &str = "KPI_TLS_CLIENT_CA_FILE";
+/// CAs (PEM) trusted for `https://` peers instead of the public webpki roots.
+pub const TLS_CA_FILE_VAR: &str = "KPI_TLS_CA_FILE";
+/// The certificate chain (PEM) presented to mTLS peers.
+pub const TLS_CLIENT_CERT_FILE_VAR: &str = "KPI_TLS_CLIENT_CERT_FILE";
+/// The private key (PEM) of `KPI_TLS_CLIENT_CERT_FILE`.
+pub const TLS_CLIENT_KEY_FILE_VAR: &str = "KPI_TLS_CLIENT_KEY_FILE";
+/// The name peer certificates must carry (and the SNI), instead of the URL's host.
+pub const TLS_DOMAIN_NAME_VAR: &str = "KPI_TLS_DOMAIN_NAME";
 
 /// Every key accepted in the config file.
 const FILE_KEYS: &[&str] = &[
@@ -72,6 +93,13 @@ const FILE_KEYS: &[&str] = &[
     MAX_CONNECTION_AGE_GRACE_SECS_VAR,
     CACHE_TTL_SECS_VAR,
     CALL_TIMEOUT_MS_VAR,
+    TLS_CERT_FILE_VAR,
+    TLS_KEY_FILE_VAR,
+    TLS_CLIENT_CA_FILE_VAR,
+    TLS_CA_FILE_VAR,
+    TLS_CLIENT_CERT_FILE_VAR,
+    TLS_CLIENT_KEY_FILE_VAR,
+    TLS_DOMAIN_NAME_VAR,
 ];
 
 /// Which of the three services a process is.
@@ -172,6 +200,14 @@ pub struct Settings {
     /// `KPI_CALL_TIMEOUT_MS`, default 5,000 ms (at least 1): the deadline of
     /// every call to another service.
     pub call_timeout: Duration,
+    /// `KPI_TLS_CERT_FILE` + `KPI_TLS_KEY_FILE` (+ `KPI_TLS_CLIENT_CA_FILE`
+    /// for mTLS), read at load; default none (plain gRPC).
+    pub server_tls: Option<ServerTls>,
+    /// `KPI_TLS_CA_FILE`, `KPI_TLS_CLIENT_CERT_FILE` +
+    /// `KPI_TLS_CLIENT_KEY_FILE`, `KPI_TLS_DOMAIN_NAME`, read at load: what
+    /// calls to `https://` peers trust and present; default the public
+    /// webpki roots and no client certificate.
+    pub client_tls: ClientTls,
 }
 
 /// Why settings could not be loaded. Messages name the variable and the bad
@@ -197,6 +233,9 @@ pub enum SettingsError {
         #[source]
         source: std::io::Error,
     },
+    /// The TLS files are missing, unreadable, not PEM, or not paired.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
     /// A line of the config file is not `KEY=value` with a known key.
     #[error("{CONFIG_FILE_VAR}: {path:?} line {line}: {reason}")]
     ConfigFileSyntax {
@@ -229,6 +268,8 @@ impl Settings {
             otlp_endpoint: None,
             cache_ttl: Duration::from_secs(300),
             call_timeout: Duration::from_millis(5_000),
+            server_tls: None,
+            client_tls: ClientTls::default(),
         }
     }
 
@@ -368,6 +409,8 @@ impl Settings {
             settings.call_timeout =
                 Duration::from_millis(parse_positive(CALL_TIMEOUT_MS_VAR, value)?);
         }
+        settings.server_tls = load_server_tls(&get)?;
+        settings.client_tls = load_client_tls(&get)?;
         Ok(settings)
     }
 }
@@ -394,8 +437,78 @@ impl fmt::Debug for Settings {
             )
             .field("cache_ttl", &self.cache_ttl)
             .field("call_timeout", &self.call_timeout)
+            .field("server_tls", &self.server_tls)
+            .field("client_tls", &self.client_tls)
             .finish()
     }
+}
+
+/// The listener's TLS from `KPI_TLS_CERT_FILE`, `KPI_TLS_KEY_FILE` and
+/// `KPI_TLS_CLIENT_CA_FILE`; `None` when neither cert nor key is set.
+fn load_server_tls(
+    get: &impl Fn(&'static str) -> Option<String>,
+) -> Result<Option<ServerTls>, TlsError> {
+    let cert = pem_file(get, TLS_CERT_FILE_VAR);
+    let key = pem_file(get, TLS_KEY_FILE_VAR);
+    let client_ca = pem_file(get, TLS_CLIENT_CA_FILE_VAR);
+    match (cert, key) {
+        (Some(cert), Some(key)) => ServerTls::load(cert, key, client_ca).map(Some),
+        (Some(_), None) => Err(TlsError::Unpaired {
+            set: TLS_CERT_FILE_VAR,
+            missing: TLS_KEY_FILE_VAR,
+        }),
+        (None, Some(_)) => Err(TlsError::Unpaired {
+            set: TLS_KEY_FILE_VAR,
+            missing: TLS_CERT_FILE_VAR,
+        }),
+        (None, None) => match client_ca {
+            Some(_) => Err(TlsError::Needs {
+                set: TLS_CLIENT_CA_FILE_VAR,
+                needs: "KPI_TLS_CERT_FILE and KPI_TLS_KEY_FILE (mTLS is TLS plus client certificates)",
+            }),
+            None => Ok(None),
+        },
+    }
+}
+
+/// Outbound TLS from `KPI_TLS_CA_FILE`, `KPI_TLS_CLIENT_CERT_FILE`,
+/// `KPI_TLS_CLIENT_KEY_FILE` and `KPI_TLS_DOMAIN_NAME`.
+fn load_client_tls(get: &impl Fn(&'static str) -> Option<String>) -> Result<ClientTls, TlsError> {
+    let ca = pem_file(get, TLS_CA_FILE_VAR);
+    let identity = match (
+        pem_file(get, TLS_CLIENT_CERT_FILE_VAR),
+        pem_file(get, TLS_CLIENT_KEY_FILE_VAR),
+    ) {
+        (Some(cert), Some(key)) => Some((cert, key)),
+        (Some(_), None) => {
+            return Err(TlsError::Unpaired {
+                set: TLS_CLIENT_CERT_FILE_VAR,
+                missing: TLS_CLIENT_KEY_FILE_VAR,
+            });
+        }
+        (None, Some(_)) => {
+            return Err(TlsError::Unpaired {
+                set: TLS_CLIENT_KEY_FILE_VAR,
+                missing: TLS_CLIENT_CERT_FILE_VAR,
+            });
+        }
+        (None, None) => None,
+    };
+    let domain_name = get(TLS_DOMAIN_NAME_VAR)
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty());
+    if ca.is_none() && identity.is_none() && domain_name.is_none() {
+        return Ok(ClientTls::default());
+    }
+    ClientTls::load(ca, identity, domain_name)
+}
+
+/// A file setting; an empty value counts as unset.
+fn pem_file(get: &impl Fn(&'static str) -> Option<String>, key: &'static str) -> Option<PemFile> {
+    get(key)
+        .map(|path| path.trim().to_owned())
+        .filter(|path| !path.is_empty())
+        .map(|path| PemFile::new(key, path))
 }
 
 /// A whole number of at least 1.

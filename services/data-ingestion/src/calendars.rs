@@ -14,6 +14,7 @@ use kpi_proto::catalog::GetCalendarRequest;
 use kpi_proto::catalog::catalog_service_client::CatalogServiceClient;
 use kpi_proto::convert::calendar_from;
 use kpi_runtime::client::{ClientOptions, TracedChannel};
+use kpi_runtime::tls::ClientTls;
 use tokio::sync::Mutex;
 use tonic::{Code, Status};
 
@@ -34,15 +35,17 @@ pub struct Calendars {
 
 impl Calendars {
     /// Calendars from the catalog at `url` (connected lazily; calls carry
-    /// the trace context, so the catalog's spans join the ingestion trace).
-    pub fn new(url: &str) -> Result<Self, tonic::transport::Error> {
-        let channel = kpi_runtime::client::connect(
+    /// the trace context, so the catalog's spans join the ingestion trace;
+    /// `tls` is used when `url` is `https://`).
+    pub fn new(url: &str, tls: &ClientTls) -> Result<Self, tonic::transport::Error> {
+        let channel = kpi_runtime::client::connect_with_tls(
             url,
             ClientOptions {
                 connect_timeout: DEADLINE,
                 timeout: DEADLINE,
                 ..ClientOptions::default()
             },
+            tls,
         )?;
         Ok(Self {
             client: CatalogServiceClient::new(channel),

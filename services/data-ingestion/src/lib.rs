@@ -68,7 +68,7 @@ impl App {
     /// Opens the database, migrates it (unless disabled) and binds the listener.
     pub async fn build(settings: &Settings) -> anyhow::Result<App> {
         let db = open_database(settings).await?;
-        let calendars = calendars::Calendars::new(&settings.catalog_url)
+        let calendars = calendars::Calendars::new(&settings.catalog_url, &settings.client_tls)
             .context("KPI_CATALOG_URL is not a valid URL")?;
         let listener = Listener::bind(settings)
             .await

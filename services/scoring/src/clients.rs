@@ -23,6 +23,7 @@ use kpi_proto::convert::{calendar_from, indicator_from, template_from, timestamp
 use kpi_proto::ingestion as ing;
 use kpi_proto::ingestion::ingestion_service_client::IngestionServiceClient;
 use kpi_runtime::client::{ClientOptions, TracedChannel};
+use kpi_runtime::tls::ClientTls;
 use tonic::{Code, Request, Status};
 
 /// Most agents asked for per ListAgents page.
@@ -62,14 +63,19 @@ pub struct Clients {
     deadline: Duration,
 }
 
-fn lazy_channel(url: &str, deadline: Duration) -> Result<TracedChannel, tonic::transport::Error> {
-    kpi_runtime::client::connect(
+fn lazy_channel(
+    url: &str,
+    deadline: Duration,
+    tls: &ClientTls,
+) -> Result<TracedChannel, tonic::transport::Error> {
+    kpi_runtime::client::connect_with_tls(
         url,
         ClientOptions {
             connect_timeout: deadline,
             timeout: deadline,
             ..ClientOptions::default()
         },
+        tls,
     )
 }
 
@@ -109,15 +115,16 @@ fn bad_definition(what: &str, detail: impl std::fmt::Debug) -> Status {
 
 impl Clients {
     /// Clients of the catalog and ingestion at these URLs; `deadline` bounds
-    /// every call.
+    /// every call; `tls` is used for `https://` URLs.
     pub fn new(
         catalog_url: &str,
         ingestion_url: &str,
         deadline: Duration,
+        tls: &ClientTls,
     ) -> Result<Clients, tonic::transport::Error> {
         Ok(Clients {
-            catalog: CatalogServiceClient::new(lazy_channel(catalog_url, deadline)?),
-            ingestion: IngestionServiceClient::new(lazy_channel(ingestion_url, deadline)?)
+            catalog: CatalogServiceClient::new(lazy_channel(catalog_url, deadline, tls)?),
+            ingestion: IngestionServiceClient::new(lazy_channel(ingestion_url, deadline, tls)?)
                 .max_decoding_message_size(32 * 1024 * 1024),
             deadline,
         })

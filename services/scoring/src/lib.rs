@@ -77,6 +77,7 @@ impl App {
             &settings.catalog_url,
             &settings.ingestion_url,
             settings.call_timeout,
+            &settings.client_tls,
         )
         .context("KPI_CATALOG_URL or KPI_INGESTION_URL is not a valid URL")?;
         let listener = Listener::bind(settings)

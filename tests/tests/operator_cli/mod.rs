@@ -123,7 +123,9 @@ impl Up {
 }
 
 fn assert_close(value: &Value, expected: f64) {
-    let actual = value.as_f64().unwrap_or_else(|| panic!("{value} is not a number"));
+    let actual = value
+        .as_f64()
+        .unwrap_or_else(|| panic!("{value} is not a number"));
     assert!(
         (actual - expected).abs() < 1e-9,
         "{actual} is not {expected}"
@@ -132,14 +134,23 @@ fn assert_close(value: &Value, expected: f64) {
 
 #[tokio::test]
 async fn kpictl_imports_scores_explains_and_reports_as_a_user_would() {
-    let db = TestDb::new(DbKind::Postgres).await.expect("PostgreSQL database");
+    let db = TestDb::new(DbKind::Postgres)
+        .await
+        .expect("PostgreSQL database");
     let dir = tempfile::tempdir().expect("temp dir");
     let up = Up::start(&db.url, &dir.path().join("data"));
     // A tenant of its own: the shared Redis may hold other tests' keys.
     let tenant = format!("e2e{}", std::process::id());
     let t = tenant.as_str();
 
-    let applied = up.json(&["catalog", "apply", "--tenant", t, "-f", &example("catalog.yaml")]);
+    let applied = up.json(&[
+        "catalog",
+        "apply",
+        "--tenant",
+        t,
+        "-f",
+        &example("catalog.yaml"),
+    ]);
     assert_eq!(applied["created"], 4, "{applied}");
 
     let imported = up.json(&["import", "--tenant", t, &example("month.jsonl")]);
@@ -147,7 +158,14 @@ async fn kpictl_imports_scores_explains_and_reports_as_a_user_would() {
     assert_eq!(imported["rejected"], 0, "{imported}");
 
     let card = up.json(&[
-        "scorecard", "get", "--tenant", t, "--agent", "a1", "--period", "2026-10",
+        "scorecard",
+        "get",
+        "--tenant",
+        t,
+        "--agent",
+        "a1",
+        "--period",
+        "2026-10",
     ]);
     assert_close(&card["total"], 83.0);
     assert_eq!(card["grade"], "A");
@@ -155,7 +173,14 @@ async fn kpictl_imports_scores_explains_and_reports_as_a_user_would() {
     assert_close(&card["indicators"][1]["contribution"], 28.0);
 
     let explained = up.json(&[
-        "scorecard", "explain", "--tenant", t, "--agent", "a2", "--period", "2026-10",
+        "scorecard",
+        "explain",
+        "--tenant",
+        t,
+        "--agent",
+        "a2",
+        "--period",
+        "2026-10",
     ]);
     assert_close(&explained["total"], 26.5);
     assert!(
@@ -165,14 +190,28 @@ async fn kpictl_imports_scores_explains_and_reports_as_a_user_would() {
         "{explained}"
     );
     let text = up.run(&[
-        "scorecard", "explain", "--tenant", t, "--agent", "a2", "--period", "2026-10",
+        "scorecard",
+        "explain",
+        "--tenant",
+        t,
+        "--agent",
+        "a2",
+        "--period",
+        "2026-10",
     ]);
     assert!(text.status.success());
     assert!(String::from_utf8_lossy(&text.stdout).contains("veto: qa_floor"));
 
     // Scripts can trust the exit code: a bad period is a usage error (2).
     let bad = up.run(&[
-        "scorecard", "get", "--tenant", t, "--agent", "a1", "--period", "2026-13",
+        "scorecard",
+        "get",
+        "--tenant",
+        t,
+        "--agent",
+        "a1",
+        "--period",
+        "2026-13",
     ]);
     assert_eq!(bad.status.code(), Some(2), "{bad:?}");
 
