@@ -7,6 +7,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use kpi_runtime::auth::BearerToken;
+
 use crate::formats::Format;
 use crate::stack::StackOptions;
 
@@ -26,12 +28,27 @@ pub struct Cli {
         value_name = "URL"
     )]
     pub ingestion_url: String,
+    /// The bearer token sent on every call (`authorization: Bearer …`);
+    /// `kpictl up` prints where its generated token is.
+    #[arg(
+        long,
+        env = "KPI_TOKEN",
+        hide_env_values = true,
+        global = true,
+        value_name = "TOKEN",
+        value_parser = parse_token
+    )]
+    pub token: Option<BearerToken>,
     /// How results are printed: readable text, or one JSON object on stdout.
     #[arg(long, value_enum, default_value_t = Output::Text, global = true)]
     pub output: Output,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+fn parse_token(token: &str) -> Result<BearerToken, String> {
+    BearerToken::new(token).map_err(|expected| format!("expected {expected}"))
 }
 
 /// How results are printed.
@@ -57,6 +74,27 @@ pub enum Command {
     /// prints each team's leaderboard and one explained scorecard.
     #[command(long_about = DEMO_ABOUT)]
     Demo(DemoArgs),
+    /// Prints the KPI_API_KEYS_FILE line for a token read from stdin (or a
+    /// generated one, with --generate).
+    HashKey(HashKeyArgs),
+}
+
+/// Arguments of `kpictl hash-key`.
+#[derive(Debug, Clone, Args)]
+pub struct HashKeyArgs {
+    /// The key's id, shown in logs (e.g. `acme-reader`).
+    #[arg(long)]
+    pub key_id: String,
+    /// The tenant the key is bound to, or `*` (admin and service keys only).
+    #[arg(long)]
+    pub tenant: String,
+    /// reader, writer, admin or service.
+    #[arg(long)]
+    pub role: String,
+    /// Make a random token (printed on stderr) instead of reading one from
+    /// stdin.
+    #[arg(long)]
+    pub generate: bool,
 }
 
 /// Where the in-process stack listens and what it stores data in.

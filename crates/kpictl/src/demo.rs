@@ -19,10 +19,13 @@ use kpi_proto::catalog::catalog_service_client::CatalogServiceClient;
 use kpi_proto::ingestion as ing;
 use kpi_proto::ingestion::ingestion_service_client::IngestionServiceClient;
 use kpi_proto::scoring::scoring_service_client::ScoringServiceClient;
+use kpi_runtime::auth::BearerToken;
 use tempfile::TempDir;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Endpoint;
+
+use crate::auth::{AuthChannel, authorized};
 
 use crate::cli::{Cli, DemoArgs, Output};
 use crate::progress::Progress;
@@ -75,7 +78,8 @@ impl DemoError {
             | Code::NotFound
             | Code::FailedPrecondition
             | Code::AlreadyExists
-            | Code::PermissionDenied => DemoError::Usage(text),
+            | Code::PermissionDenied
+            | Code::Unauthenticated => DemoError::Usage(text),
             _ => DemoError::Unreachable(text),
         }
     }
@@ -87,6 +91,8 @@ struct Endpoints {
     catalog: String,
     ingestion: String,
     scoring: String,
+    /// Sent on every call: `--token`, or the embedded stack's own.
+    token: Option<BearerToken>,
 }
 
 /// Runs `kpictl demo` and returns its exit code.
@@ -106,6 +112,7 @@ async fn demo(cli: &Cli, args: &DemoArgs) -> Result<(), DemoError> {
             catalog: catalog.clone(),
             ingestion: cli.ingestion_url.clone(),
             scoring: scoring.clone(),
+            token: cli.token.clone(),
         };
         eprintln!("using the running stack at {}", endpoints.scoring);
         return scenario(cli, args, &endpoints).await;
@@ -132,6 +139,7 @@ async fn demo(cli: &Cli, args: &DemoArgs) -> Result<(), DemoError> {
         catalog: stack::url(stack.catalog),
         ingestion: stack::url(stack.ingestion),
         scoring: stack::url(stack.scoring),
+        token: Some(stack.credentials.token.clone()),
     };
     let outcome = scenario(cli, args, &endpoints).await;
     let stopped = stack.stop().await;
@@ -157,8 +165,9 @@ fn data_dir(args: &DemoArgs) -> Result<(PathBuf, Option<TempDir>), DemoError> {
 
 /// The demo proper, on any stack: catalog, data, then the report.
 async fn scenario(cli: &Cli, args: &DemoArgs, endpoints: &Endpoints) -> Result<(), DemoError> {
-    let mut catalog =
-        CatalogServiceClient::new(connect("indicator-catalog", &endpoints.catalog).await?);
+    let mut catalog = CatalogServiceClient::new(
+        connect("indicator-catalog", &endpoints.catalog, endpoints).await?,
+    );
     install(&mut catalog).await?;
     let events = generate::month(args.seed);
     eprintln!(
@@ -168,15 +177,16 @@ async fn scenario(cli: &Cli, args: &DemoArgs, endpoints: &Endpoints) -> Result<(
         generate::TEAMS.len(),
         generate::TEAMS.iter().map(|t| t.size).sum::<usize>()
     );
-    let ingestion = connect("data-ingestion", &endpoints.ingestion).await?;
+    let ingestion = connect("data-ingestion", &endpoints.ingestion, endpoints).await?;
     let progress = Progress::new(cli.output == Output::Text);
     let streamed = ingest(ingestion.clone(), events, &progress).await;
     progress.finish();
     let (accepted, duplicates) = streamed?;
     eprintln!("{accepted} events accepted, {duplicates} duplicates (ingested before)");
     caught_up(ingestion).await?;
-    let scoring = ScoringServiceClient::new(connect("scoring", &endpoints.scoring).await?)
-        .max_decoding_message_size(MAX_MESSAGE_BYTES);
+    let scoring =
+        ScoringServiceClient::new(connect("scoring", &endpoints.scoring, endpoints).await?)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES);
     let report = report::Report::read(scoring, args.agent.as_deref()).await?;
     match cli.output {
         Output::Text => print!("{}", report.text()),
@@ -190,8 +200,13 @@ async fn scenario(cli: &Cli, args: &DemoArgs, endpoints: &Endpoints) -> Result<(
     Ok(())
 }
 
-/// A channel to one service, failing fast with a readable message.
-async fn connect(service: &str, url: &str) -> Result<Channel, DemoError> {
+/// A channel to one service, carrying the endpoints' token, failing fast
+/// with a readable message.
+async fn connect(
+    service: &str,
+    url: &str,
+    endpoints: &Endpoints,
+) -> Result<AuthChannel, DemoError> {
     let endpoint = Endpoint::from_shared(url.to_owned())
         .map_err(|e| {
             DemoError::Usage(format!(
@@ -200,18 +215,19 @@ async fn connect(service: &str, url: &str) -> Result<Channel, DemoError> {
             ))
         })?
         .connect_timeout(CONNECT_TIMEOUT);
-    endpoint.connect().await.map_err(|e| {
+    let channel = endpoint.connect().await.map_err(|e| {
         DemoError::Unreachable(format!(
             "cannot reach {service} at {url}: {}",
             error_chain(&e)
         ))
-    })
+    })?;
+    Ok(authorized(channel, endpoints.token.clone()))
 }
 
 /// Installs the starter kit, then makes each team's industry template apply
 /// to that team: the starter templates apply to everyone at a low priority,
 /// so naming the team makes each one the most specific for its agents.
-async fn install(catalog: &mut CatalogServiceClient<Channel>) -> Result<(), DemoError> {
+async fn install(catalog: &mut CatalogServiceClient<AuthChannel>) -> Result<(), DemoError> {
     if installed(catalog).await? {
         eprintln!("tenant `{TENANT}` already has the demo's templates; keeping them");
         return Ok(());
@@ -233,7 +249,7 @@ async fn install(catalog: &mut CatalogServiceClient<Channel>) -> Result<(), Demo
 /// Whether an earlier demo on this stack set the catalog up already (the
 /// e-commerce template's current version names its team): the starter kit
 /// cannot be installed over versions it has since replaced.
-async fn installed(catalog: &mut CatalogServiceClient<Channel>) -> Result<bool, DemoError> {
+async fn installed(catalog: &mut CatalogServiceClient<AuthChannel>) -> Result<bool, DemoError> {
     let name = format!("tenants/{TENANT}/templates/{}", generate::TEAMS[0].template);
     match catalog
         .get_template(cat::GetTemplateRequest { name, version: 0 })
@@ -252,7 +268,7 @@ async fn installed(catalog: &mut CatalogServiceClient<Channel>) -> Result<bool, 
 /// A new version of the team's template that applies to that team, from
 /// [`TEMPLATES_FROM`], activated.
 async fn assign(
-    catalog: &mut CatalogServiceClient<Channel>,
+    catalog: &mut CatalogServiceClient<AuthChannel>,
     team: generate::Team,
 ) -> Result<(), DemoError> {
     let name = format!("tenants/{TENANT}/templates/{}", team.template);
@@ -336,7 +352,7 @@ fn local_targets(template: &mut cat::Template) {
 /// Any read catches up first; doing one here, without a deadline, keeps
 /// that wait out of scoring's calls, whose deadline (5 s by default) a
 /// fresh month on PostgreSQL can exceed.
-async fn caught_up(channel: Channel) -> Result<(), DemoError> {
+async fn caught_up(channel: AuthChannel) -> Result<(), DemoError> {
     eprintln!("waiting for data-ingestion to fold the events into facts…");
     IngestionServiceClient::new(channel)
         .list_agents(ing::ListAgentsRequest {
@@ -352,7 +368,7 @@ async fn caught_up(channel: Channel) -> Result<(), DemoError> {
 /// Streams the events in chunks; every one must be accepted (or be a
 /// duplicate of one ingested before). Returns how many were each.
 async fn ingest(
-    channel: Channel,
+    channel: AuthChannel,
     events: Vec<ing::Event>,
     progress: &Progress,
 ) -> Result<(u64, u64), DemoError> {

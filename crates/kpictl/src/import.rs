@@ -23,9 +23,12 @@ use std::time::{Duration, Instant};
 use kpi_proto::events::event_to_proto;
 use kpi_proto::ingestion as pb;
 use kpi_proto::ingestion::ingestion_service_client::IngestionServiceClient;
+use kpi_runtime::auth::BearerToken;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Endpoint;
+
+use crate::auth::{AuthChannel, authorized};
 use tonic::{Code, Status};
 
 use crate::cli::{Cli, ImportArgs, Output};
@@ -53,6 +56,8 @@ pub struct ImportOptions {
     pub format: Option<Format>,
     /// Events per chunk (1–5000).
     pub chunk: usize,
+    /// The bearer token sent with the stream (`--token`).
+    pub token: Option<BearerToken>,
 }
 
 impl ImportOptions {
@@ -64,6 +69,7 @@ impl ImportOptions {
             files: args.files.clone(),
             format: args.format,
             chunk: args.chunk as usize,
+            token: cli.token.clone(),
         }
     }
 }
@@ -198,7 +204,7 @@ pub async fn import(options: &ImportOptions, progress: &Progress) -> Result<Summ
         .map(|p| p.display().to_string())
         .collect();
     let sources = open_all(options)?;
-    let mut client = connect(&options.url).await?;
+    let mut client = connect(&options.url, options.token.clone()).await?;
 
     let (read_tx, mut read_rx) = mpsc::channel::<Read>(2);
     let chunk = options.chunk;
@@ -343,7 +349,10 @@ fn open_all(options: &ImportOptions) -> Result<Vec<Records>, ImportError> {
 }
 
 /// Connects to data-ingestion, or says clearly why not.
-async fn connect(url: &str) -> Result<IngestionServiceClient<Channel>, ImportError> {
+async fn connect(
+    url: &str,
+    token: Option<BearerToken>,
+) -> Result<IngestionServiceClient<AuthChannel>, ImportError> {
     let endpoint = Endpoint::from_shared(url.to_owned())
         .map_err(|e| {
             ImportError::Usage(format!(
@@ -359,7 +368,7 @@ async fn connect(url: &str) -> Result<IngestionServiceClient<Channel>, ImportErr
             url: url.to_owned(),
             reason: error_chain(&e),
         })?;
-    Ok(IngestionServiceClient::new(channel))
+    Ok(IngestionServiceClient::new(authorized(channel, token)))
 }
 
 /// Maps a failed call or stream to an error naming the service.

@@ -1,6 +1,7 @@
 //! `kpictl`, the operator CLI of the KPI scorecard suite, as a library so
 //! tests (and later commands) can drive it without a process.
 //!
+//! - [`auth`]: `--token` on every call; the local credentials of `up`/`demo`.
 //! - [`cli`]: the command line (clap derive): global options and sub-commands.
 //! - [`import`]: `kpictl import`, events from files into data-ingestion.
 //! - [`formats`]: reading JSON Lines and CSV files as streams of events.
@@ -16,6 +17,7 @@
 //! A new command (`report`, …) adds a variant to
 //! [`cli::Command`], a module, and an arm in [`run`].
 
+pub mod auth;
 pub mod cli;
 pub mod demo;
 pub mod formats;
@@ -65,6 +67,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Import(args) => import::run(&cli, args).await,
         Command::Up(args) => up::run(&cli, args).await,
         Command::Demo(args) => demo::run(&cli, args).await,
+        Command::HashKey(args) => auth::hash_key(args),
     }
 }
 

@@ -112,6 +112,7 @@ fn options(url: &str, files: &[&Path]) -> ImportOptions {
         files: files.iter().map(|p| p.to_path_buf()).collect(),
         format: None,
         chunk: 4,
+        token: None,
     }
 }
 

@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
 use tonic::service::Routes;
 
+use crate::auth::{AuthError, ServerAuth};
 use crate::server::{ServeError, ServeOptions, bind, serve};
 use crate::settings::{ServiceKind, Settings};
 
@@ -31,21 +32,49 @@ pub enum ServiceCommand {
     Migrate,
 }
 
-/// A service's listener, bound, with its serve options.
+/// Why a service's listener could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum ListenError {
+    /// Authentication is not configured or its files are unusable.
+    #[error("authentication: {0}")]
+    Auth(#[from] AuthError),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A service's listener, bound, with its serve options and authentication.
 #[derive(Debug)]
 pub struct Listener {
     listener: TcpListener,
     options: ServeOptions,
     kind: ServiceKind,
+    auth: ServerAuth,
 }
 
 impl Listener {
-    /// Binds the service's listen address.
-    pub async fn bind(settings: &Settings) -> std::io::Result<Listener> {
+    /// Loads the authentication the settings describe (refusing to go on
+    /// without credentials unless `KPI_AUTH=off`), then binds the service's
+    /// listen address.
+    pub async fn bind(settings: &Settings) -> Result<Listener, ListenError> {
+        let auth = ServerAuth::from_settings(&settings.auth)?;
+        let listener = bind(settings.listen_addr)
+            .await
+            .map_err(|source| ListenError::Bind {
+                addr: settings.listen_addr,
+                source,
+            })?;
         Ok(Listener {
-            listener: bind(settings.listen_addr).await?,
+            listener,
             options: ServeOptions::from(settings),
             kind: settings.service,
+            auth,
         })
     }
 
@@ -65,6 +94,7 @@ impl Listener {
             routes,
             &[self.kind.grpc_service_name()],
             self.options,
+            self.auth,
             shutdown,
         )
         .await

@@ -22,14 +22,17 @@ use tracing::Instrument;
 use tracing::instrument::Instrumented;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
+use crate::auth::BearerToken;
+use crate::auth::outbound::WithBearer;
 use crate::layers::split_path;
 use crate::propagation;
 
-/// A channel whose calls carry the caller's trace context.
-pub type TracedChannel = TraceContext<Channel>;
+/// A channel whose calls carry the caller's trace context and, when
+/// configured, the service's bearer token.
+pub type TracedChannel = TraceContext<WithBearer<Channel>>;
 
 /// How outbound channels behave.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientOptions {
     /// How long establishing a connection may take.
     pub connect_timeout: Duration,
@@ -37,6 +40,9 @@ pub struct ClientOptions {
     pub timeout: Duration,
     /// HTTP/2 PING interval, to notice a dead peer (a pod gone without FIN).
     pub keepalive_interval: Duration,
+    /// The token sent as `authorization: Bearer …` on every call
+    /// (`KPI_SERVICE_TOKEN`); none sends no credentials.
+    pub bearer: Option<BearerToken>,
 }
 
 impl Default for ClientOptions {
@@ -45,6 +51,7 @@ impl Default for ClientOptions {
             connect_timeout: Duration::from_secs(3),
             timeout: Duration::from_secs(30),
             keepalive_interval: Duration::from_secs(30),
+            bearer: None,
         }
     }
 }
@@ -62,7 +69,7 @@ pub fn connect(
         .http2_keep_alive_interval(options.keepalive_interval)
         .keep_alive_while_idle(true)
         .connect_lazy();
-    Ok(TraceContextLayer.layer(channel))
+    Ok(TraceContextLayer.layer(WithBearer::new(channel, options.bearer)))
 }
 
 /// Wraps a gRPC client service in [`TraceContext`].

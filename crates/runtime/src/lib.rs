@@ -25,11 +25,14 @@
 //!   `google.rpc.BadRequest` field violations for bad input.
 //! - [`app`]: what every service binary shares: the `serve` / `migrate`
 //!   command line and a bound [`Listener`] serving a service's routes.
+//! - [`auth`]: bearer tokens (API keys, optional JWT), roles per RPC and
+//!   tenant isolation; `KPI_AUTH=off` only when set explicitly.
 //! - [`names`]: resource names (`tenants/{tenant}/{collection}/{key}`), page
 //!   sizes and opaque page tokens, validated the same way everywhere.
 
 pub mod aging;
 pub mod app;
+pub mod auth;
 pub mod client;
 pub mod layers;
 pub mod metrics;
@@ -40,6 +43,6 @@ pub mod settings;
 pub mod status;
 pub mod telemetry;
 
-pub use app::{Listener, ServiceCli, ServiceCommand};
+pub use app::{ListenError, Listener, ServiceCli, ServiceCommand};
 pub use server::{ServeError, ServeOptions, bind, routes_builder, serve, shutdown_signal};
 pub use settings::{LogFormat, ServiceKind, Settings, SettingsError};

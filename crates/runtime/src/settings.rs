@@ -8,6 +8,10 @@
 //! should not silently fall back to a default); unknown environment variables
 //! are ignored.
 //!
+//! Authentication settings (`KPI_AUTH`, `KPI_API_KEYS_FILE`, `KPI_JWT_*`,
+//! `KPI_SERVICE_TOKEN[_FILE]`) are read by [`crate::auth::AuthSettings`]
+//! through the same layers; the service token never appears in `Debug`.
+//!
 //! Secrets (passwords in the database and Redis URLs) never appear in the
 //! `Debug` output of [`Settings`] nor in a [`SettingsError`]; use
 //! [`redact_url`] before logging any URL yourself.
@@ -17,6 +21,8 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
+
+use crate::auth::AuthSettings;
 
 /// Names the file of `KEY=value` lines layered between defaults and environment.
 pub const CONFIG_FILE_VAR: &str = "KPI_CONFIG_FILE";
@@ -172,6 +178,8 @@ pub struct Settings {
     /// `KPI_CALL_TIMEOUT_MS`, default 5,000 ms (at least 1): the deadline of
     /// every call to another service.
     pub call_timeout: Duration,
+    /// Authentication: credentials required by default (see [`crate::auth`]).
+    pub auth: AuthSettings,
 }
 
 /// Why settings could not be loaded. Messages name the variable and the bad
@@ -229,6 +237,7 @@ impl Settings {
             otlp_endpoint: None,
             cache_ttl: Duration::from_secs(300),
             call_timeout: Duration::from_millis(5_000),
+            auth: AuthSettings::default(),
         }
     }
 
@@ -368,6 +377,7 @@ impl Settings {
             settings.call_timeout =
                 Duration::from_millis(parse_positive(CALL_TIMEOUT_MS_VAR, value)?);
         }
+        settings.auth = AuthSettings::from_lookup(get)?;
         Ok(settings)
     }
 }
@@ -394,6 +404,7 @@ impl fmt::Debug for Settings {
             )
             .field("cache_ttl", &self.cache_ttl)
             .field("call_timeout", &self.call_timeout)
+            .field("auth", &self.auth)
             .finish()
     }
 }
@@ -544,7 +555,12 @@ fn parse_config_file(text: &str) -> Result<HashMap<&'static str, String>, (usize
             return Err((index + 1, "expected `KEY=value`".to_owned()));
         };
         let key = key.trim();
-        let Some(known) = FILE_KEYS.iter().copied().find(|known| *known == key) else {
+        let Some(known) = FILE_KEYS
+            .iter()
+            .chain(crate::auth::FILE_KEYS)
+            .copied()
+            .find(|known| *known == key)
+        else {
             return Err((index + 1, format!("unknown key `{key}`")));
         };
         values.insert(known, unquote(value.trim()).to_owned());

@@ -13,6 +13,7 @@ use kpi_domain::calendar::BusinessCalendar;
 use kpi_proto::catalog::GetCalendarRequest;
 use kpi_proto::catalog::catalog_service_client::CatalogServiceClient;
 use kpi_proto::convert::calendar_from;
+use kpi_runtime::auth::BearerToken;
 use kpi_runtime::client::{ClientOptions, TracedChannel};
 use tokio::sync::Mutex;
 use tonic::{Code, Status};
@@ -34,13 +35,15 @@ pub struct Calendars {
 
 impl Calendars {
     /// Calendars from the catalog at `url` (connected lazily; calls carry
-    /// the trace context, so the catalog's spans join the ingestion trace).
-    pub fn new(url: &str) -> Result<Self, tonic::transport::Error> {
+    /// the trace context, so the catalog's spans join the ingestion trace,
+    /// and `bearer`, the service token).
+    pub fn new(url: &str, bearer: Option<BearerToken>) -> Result<Self, tonic::transport::Error> {
         let channel = kpi_runtime::client::connect(
             url,
             ClientOptions {
                 connect_timeout: DEADLINE,
                 timeout: DEADLINE,
+                bearer,
                 ..ClientOptions::default()
             },
         )?;

@@ -5,11 +5,11 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use crate::auth::AuthChannel;
 use kpi_proto::common as cpb;
 use kpi_proto::scoring as pb;
 use kpi_proto::scoring::scoring_service_client::ScoringServiceClient;
 use serde::Serialize;
-use tonic::transport::Channel;
 
 use super::generate::{MONTH, TEAMS};
 use super::{DemoError, TENANT};
@@ -115,7 +115,7 @@ impl Report {
     /// Reads the leaderboards, the alerts and one agent's explanation
     /// (`agent`, else the e-commerce leader).
     pub async fn read(
-        mut scoring: ScoringServiceClient<Channel>,
+        mut scoring: ScoringServiceClient<AuthChannel>,
         agent: Option<&str>,
     ) -> Result<Report, DemoError> {
         let alerts = alerts(&mut scoring).await?;
@@ -163,7 +163,7 @@ impl Report {
 
 /// Every alert of the month, by agent id.
 async fn alerts(
-    scoring: &mut ScoringServiceClient<Channel>,
+    scoring: &mut ScoringServiceClient<AuthChannel>,
 ) -> Result<BTreeMap<String, Vec<String>>, DemoError> {
     let mut by_agent: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut page_token = String::new();
@@ -192,7 +192,7 @@ async fn alerts(
 
 /// One team's scorecards, all pages, by rank then agent id.
 async fn scorecards(
-    scoring: &mut ScoringServiceClient<Channel>,
+    scoring: &mut ScoringServiceClient<AuthChannel>,
     team: &str,
 ) -> Result<Vec<pb::Scorecard>, DemoError> {
     let mut cards = Vec::new();
@@ -253,7 +253,7 @@ fn row(card: &pb::Scorecard, alerts: &BTreeMap<String, Vec<String>>) -> Row {
 }
 
 async fn explain(
-    scoring: &mut ScoringServiceClient<Channel>,
+    scoring: &mut ScoringServiceClient<AuthChannel>,
     agent: &str,
 ) -> Result<Explained, DemoError> {
     let card = scoring
