@@ -835,7 +835,6 @@ async fn ingest(s: &Stack, tenant: &str, events: Vec<ing::Event>) {
             ing::IngestEventsRequest {
                 parent: parent(tenant),
                 events,
-                ..Default::default()
             },
             Some(&token("all-admin")),
         ))
