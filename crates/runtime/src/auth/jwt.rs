@@ -192,7 +192,117 @@ fn reason(err: &jsonwebtoken::errors::Error) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::looks_like_jwt;
+    use std::path::{Path, PathBuf};
+    use std::process::Command;
+
+    use jsonwebtoken::{EncodingKey, Header, encode};
+    use serde_json::json;
+
+    use super::*;
+
+    /// Runs the `openssl` CLI in `dir`.
+    fn openssl(dir: &Path, args: &[&str]) {
+        let status = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .status()
+            .expect("openssl runs");
+        assert!(status.success(), "openssl {args:?}");
+    }
+
+    fn settings(public_key_file: PathBuf) -> JwtSettings {
+        JwtSettings {
+            issuer: "https://idp".to_owned(),
+            audience: "kpi".to_owned(),
+            hs256_secret_file: None,
+            public_key_file: Some(public_key_file),
+            tenant_claim: "org".to_owned(),
+            role_claim: "kpi_role".to_owned(),
+        }
+    }
+
+    fn claims() -> serde_json::Value {
+        let exp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_secs()
+            + 600;
+        json!({"iss": "https://idp", "aud": "kpi", "exp": exp, "org": "acme", "kpi_role": "writer", "sub": "bot"})
+    }
+
+    /// RS256 and ES256 with PEM keys made by openssl, custom claim names,
+    /// and no algorithm confusion: an HS256 token "signed" with the public
+    /// key is refused.
+    #[test]
+    fn public_key_algorithms() {
+        let dir = crate::auth::tests::tempfile_dir();
+        openssl(
+            &dir,
+            &[
+                "genpkey",
+                "-algorithm",
+                "RSA",
+                "-pkeyopt",
+                "rsa_keygen_bits:2048",
+                "-out",
+                "rsa.pem",
+            ],
+        );
+        openssl(
+            &dir,
+            &["pkey", "-in", "rsa.pem", "-pubout", "-out", "rsa.pub.pem"],
+        );
+        openssl(
+            &dir,
+            &[
+                "genpkey",
+                "-algorithm",
+                "EC",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-out",
+                "ec.pem",
+            ],
+        );
+        openssl(
+            &dir,
+            &["pkey", "-in", "ec.pem", "-pubout", "-out", "ec.pub.pem"],
+        );
+        let read = |name: &str| std::fs::read(dir.join(name)).expect("key file");
+        for (algorithm, private, public, encoding) in [
+            (
+                Algorithm::RS256,
+                "rsa.pem",
+                "rsa.pub.pem",
+                EncodingKey::from_rsa_pem(&read("rsa.pem")),
+            ),
+            (
+                Algorithm::ES256,
+                "ec.pem",
+                "ec.pub.pem",
+                EncodingKey::from_ec_pem(&read("ec.pem")),
+            ),
+        ] {
+            let validator = JwtValidator::from_settings(&settings(dir.join(public))).expect(public);
+            let key = encoding.expect(private);
+            let token = encode(&Header::new(algorithm), &claims(), &key).expect("signed");
+            let caller = validator.validate(&token).expect("valid");
+            assert_eq!(caller.tenant, TenantScope::One("acme".to_owned()));
+            assert_eq!(caller.role, Role::Writer);
+            assert_eq!(caller.key_id, "jwt:bot");
+            let confused = encode(
+                &Header::new(Algorithm::HS256),
+                &claims(),
+                &EncodingKey::from_secret(&read(public)),
+            )
+            .expect("signed");
+            let status = validator
+                .validate(&confused)
+                .expect_err("algorithm confusion");
+            assert_eq!(status.code(), tonic::Code::Unauthenticated);
+        }
+        std::fs::remove_dir_all(dir).expect("clean up");
+    }
 
     #[test]
     fn jwt_shape() {

@@ -474,3 +474,95 @@ impl ServerAuth {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn load(vars: &[(&str, &str)]) -> Result<AuthSettings, SettingsError> {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        AuthSettings::from_lookup(|key| vars.get(key).cloned())
+    }
+
+    #[test]
+    fn settings_from_variables() {
+        let default = load(&[]).expect("defaults");
+        assert_eq!(default.mode, AuthMode::Required);
+        assert!(default.api_keys_file.is_none() && default.jwt.is_none());
+        assert_eq!(load(&[(AUTH_VAR, "off")]).expect("off").mode, AuthMode::Off);
+        let err = load(&[(AUTH_VAR, "maybe")]).expect_err("bad mode");
+        assert!(err.to_string().contains(AUTH_VAR), "{err}");
+
+        let jwt = load(&[
+            (JWT_ISSUER_VAR, "https://idp"),
+            (JWT_AUDIENCE_VAR, "kpi"),
+            (JWT_PUBLIC_KEY_FILE_VAR, "/keys/pub.pem"),
+        ])
+        .expect("jwt")
+        .jwt
+        .expect("configured");
+        assert_eq!(
+            (jwt.tenant_claim.as_str(), jwt.role_claim.as_str()),
+            ("tenant", "role")
+        );
+        let err = load(&[(JWT_ISSUER_VAR, "https://idp"), (JWT_AUDIENCE_VAR, "kpi")])
+            .expect_err("no key");
+        assert!(err.to_string().contains(JWT_PUBLIC_KEY_FILE_VAR), "{err}");
+        let err = load(&[(JWT_ISSUER_VAR, "https://idp")]).expect_err("no audience");
+        assert!(err.to_string().contains(JWT_AUDIENCE_VAR), "{err}");
+    }
+
+    #[test]
+    fn service_token_from_a_file_never_shown() {
+        let dir = tempfile_dir();
+        let path = dir.join("token");
+        std::fs::write(&path, "s3cret-token\n").expect("write");
+        let path = path.to_string_lossy().into_owned();
+        let auth = load(&[(SERVICE_TOKEN_FILE_VAR, &path)]).expect("token file");
+        let token = auth.service_token.as_ref().expect("token");
+        assert_eq!(token.header_value(), "Bearer s3cret-token");
+        assert!(!format!("{auth:?}").contains("s3cret"));
+        let err = load(&[(SERVICE_TOKEN_FILE_VAR, "/nonexistent/token")]).expect_err("missing");
+        assert!(err.to_string().contains(SERVICE_TOKEN_FILE_VAR), "{err}");
+        std::fs::remove_dir_all(dir).expect("clean up");
+    }
+
+    #[test]
+    fn tenant_checks_say_the_same_for_every_other_tenant() {
+        let caller = Caller {
+            tenant: TenantScope::One("acme".to_owned()),
+            role: Role::Reader,
+            key_id: "k".to_owned(),
+        };
+        assert!(caller.authorize("acme").is_ok());
+        let a = caller.authorize("globex").expect_err("other");
+        let b = caller.authorize("no-such-tenant").expect_err("other");
+        assert_eq!((a.code(), a.message()), (b.code(), b.message()));
+        assert_eq!(a.code(), tonic::Code::PermissionDenied);
+        assert!(caller.authorize_all_tenants().is_err());
+        assert!(
+            Caller::unauthenticated_open()
+                .authorize_all_tenants()
+                .is_ok()
+        );
+    }
+
+    /// A fresh directory under the system temp dir.
+    pub(super) fn tempfile_dir() -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "kpi-auth-test-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0)
+        ));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        dir
+    }
+}
