@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
 use tonic::service::Routes;
 
-use crate::auth::{AuthError, ServerAuth};
+use crate::auth::{AuthError, AuthMode, ServerAuth};
 use crate::server::{ServeError, ServeOptions, bind, serve};
 use crate::settings::{ServiceKind, Settings};
 
@@ -58,12 +58,28 @@ pub struct Listener {
     auth: ServerAuth,
 }
 
+/// data-ingestion and scoring call other services: without a service token
+/// those calls are refused wherever credentials are required.
+fn warn_without_service_token(settings: &Settings) {
+    let calls_others = settings.service != ServiceKind::Catalog;
+    if calls_others
+        && settings.auth.mode == AuthMode::Required
+        && settings.auth.service_token.is_none()
+    {
+        tracing::warn!(
+            service = %settings.service,
+            "KPI_SERVICE_TOKEN (or KPI_SERVICE_TOKEN_FILE) is not set: calls to the other services carry no credentials and are refused where authentication is on"
+        );
+    }
+}
+
 impl Listener {
     /// Loads the authentication the settings describe (refusing to go on
     /// without credentials unless `KPI_AUTH=off`), then binds the service's
     /// listen address.
     pub async fn bind(settings: &Settings) -> Result<Listener, ListenError> {
         let auth = ServerAuth::from_settings(&settings.auth)?;
+        warn_without_service_token(settings);
         let listener = bind(settings.listen_addr)
             .await
             .map_err(|source| ListenError::Bind {

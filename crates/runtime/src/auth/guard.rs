@@ -89,8 +89,11 @@ fn admit<B>(auth: &ServerAuth, request: &http::Request<B>) -> Result<Option<Call
         ServerAuth::Off => return Ok(Some(Caller::unauthenticated_open())),
         ServerAuth::Required(authenticator) => authenticator,
     };
-    let token = bearer_token(request.headers())?;
-    let caller = authenticator.authenticate(token)?;
+    let caller = bearer_token(request.headers())
+        .and_then(|token| authenticator.authenticate(token))
+        .inspect_err(|status| {
+            tracing::debug!(path, reason = status.message(), "unauthenticated")
+        })?;
     if !roles.contains(&caller.role) {
         tracing::info!(key_id = %caller.key_id, role = %caller.role, path, "role not allowed");
         return Err(Status::permission_denied(format!(

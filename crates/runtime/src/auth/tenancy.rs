@@ -47,7 +47,11 @@ fn check<T>(request: &Request<T>, resource: Option<(&str, &str)>) -> Result<(), 
     let (TenantScope::One(_), Some((field, value))) = (&caller.tenant, resource) else {
         return Ok(());
     };
-    caller.authorize(named_tenant(field, value)?)
+    let tenant = named_tenant(field, value)?;
+    caller.authorize(tenant).inspect_err(|_| {
+        // An audit trail of cross-tenant attempts; the caller learns nothing.
+        tracing::info!(key_id = %caller.key_id, bound_to = %caller.tenant, requested = tenant, "tenant denied");
+    })
 }
 
 /// The tenant of `tenants/{tenant}` or `tenants/{tenant}/…`; an
