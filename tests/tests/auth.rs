@@ -434,7 +434,7 @@ async fn call(s: &Stack, method: &str, tenant: &str, token: Option<&str>) -> Res
 }
 
 /// What a cell of the table must answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Expect {
     /// Past authentication, role and tenant checks: OK, or the handler's
     /// own INVALID_ARGUMENT / NOT_FOUND / FAILED_PRECONDITION /
@@ -481,12 +481,22 @@ async fn every_rpc_for_every_role_and_tenant() {
     let s = start("auth_table").await;
     let mut failures = Vec::new();
     let mut cells = 0;
+    let mut tally: std::collections::BTreeMap<(Expect, String), usize> = Default::default();
     for (service, method, roles) in EXPECTED {
         for (key_id, key_tenant, role) in KEYS {
             for target in [ALPHA, BETA] {
                 let outcome = call(&s, method, target, Some(&token(key_id))).await;
                 let expected = expect(roles, method, key_tenant, *role, target);
                 cells += 1;
+                *tally
+                    .entry((
+                        expected,
+                        format!(
+                            "{:?}",
+                            outcome.as_ref().err().map_or(Code::Ok, Status::code)
+                        ),
+                    ))
+                    .or_insert(0) += 1;
                 if let Some(problem) = check(expected, &outcome) {
                     failures.push(format!(
                         "{service}/{method} by {key_id} on {target}: {problem}"
@@ -496,6 +506,7 @@ async fn every_rpc_for_every_role_and_tenant() {
         }
     }
     assert_eq!(cells, EXPECTED.len() * KEYS.len() * 2);
+    eprintln!("{cells} cells (expected, answered): {tally:?}");
     assert!(
         failures.is_empty(),
         "{} of {cells} cells wrong:\n{}",
