@@ -201,6 +201,11 @@ scoring caches in memory; with KPI_DATABASE_URL (PostgreSQL) and KPI_REDIS_URL
 set, the same stack runs on them. data-ingestion and scoring are wired to the
 catalog and ingestion listeners of this process.
 
+The stack never runs open: every RPC but health and reflection needs a
+bearer token. The data directory gets `token` (an admin token of tenant
+`demo`, kept across restarts) and `api-keys` (its hash), both readable by the
+owner only; pass the token to other commands with --token or KPI_TOKEN.
+
 Ctrl-C (SIGINT) or SIGTERM drains in-flight calls and stops all three.
 
 Exit codes:
