@@ -5,6 +5,8 @@
 # methods, check health, define "FCR, 3-day window, chat only" from a JSON
 # body and read it back, ingest a batch with one bad event, query measures,
 # read a scorecard and a leaderboard, then stop the servers with SIGTERM.
+# Authentication is on: an API-key file with an admin key of tenant acme
+# (the token every call sends) and a service key the services send each other.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUF=${BUF:-.ci/.tools/node_modules/.bin/buf}
@@ -21,6 +23,11 @@ trap 'kill $pid $ipid $spid 2>/dev/null || true; rm -rf "$work"' EXIT
 cargo build -q -p indicator-catalog -p data-ingestion -p scoring
 BIN=${CARGO_TARGET_DIR:-target}/debug
 export KPI_DATABASE_URL="sqlite://$work/kpi.db?mode=rwc"
+TOKEN=smoke-admin-$RANDOM$RANDOM
+export KPI_SERVICE_TOKEN=smoke-service-$RANDOM$RANDOM
+sha() { printf %s "$1" | sha256sum | cut -d' ' -f1; }
+printf 'smoke-admin acme admin %s\nsmoke-service * service %s\n' "$(sha "$TOKEN")" "$(sha "$KPI_SERVICE_TOKEN")" >"$work/api-keys"
+export KPI_API_KEYS_FILE="$work/api-keys"
 KPI_LISTEN_ADDR=$ADDR "$BIN/indicator-catalog" >"$work/log" 2>&1 &
 pid=$!
 KPI_LISTEN_ADDR=$INGEST_ADDR KPI_CATALOG_URL=$URL "$BIN/data-ingestion" >"$work/ingest.log" 2>&1 &
@@ -28,7 +35,8 @@ ipid=$!
 KPI_LISTEN_ADDR=$SCORING_ADDR KPI_CATALOG_URL=$URL KPI_INGESTION_URL=$INGEST "$BIN/scoring" >"$work/scoring.log" 2>&1 &
 spid=$!
 
-call() { "$BUF" curl --protocol grpc --http2-prior-knowledge "$@"; }
+call() { "$BUF" curl --protocol grpc --http2-prior-knowledge -H "Authorization: Bearer $TOKEN" "$@"; }
+anonymous() { "$BUF" curl --protocol grpc --http2-prior-knowledge "$@"; }
 
 wait_serving() {
   for _ in $(seq 1 100); do
@@ -44,7 +52,16 @@ wait_serving "$SCORING" "$spid"
 
 call --list-methods "$URL" | tee "$work/methods"
 grep -q '^kpi.catalog.v1.CatalogService/CreateIndicator$' "$work/methods"
-call -d '{"service":"kpi.catalog.v1.CatalogService"}' "$URL/grpc.health.v1.Health/Check" | grep -q '"SERVING"'
+anonymous -d '{"service":"kpi.catalog.v1.CatalogService"}' "$URL/grpc.health.v1.Health/Check" | grep -q '"SERVING"'
+# Without a token: UNAUTHENTICATED; another tenant: PERMISSION_DENIED.
+if anonymous -d '{"parent":"tenants/acme"}' "$URL/kpi.catalog.v1.CatalogService/ListIndicators" >"$work/anon" 2>&1; then
+  echo "a call without a token was served"; exit 1
+fi
+grep -q 'unauthenticated' "$work/anon"
+if call -d '{"parent":"tenants/other"}' "$URL/kpi.catalog.v1.CatalogService/ListIndicators" >"$work/other" 2>&1; then
+  echo "another tenant was served"; exit 1
+fi
+grep -q 'permission_denied' "$work/other"
 call -d @examples/catalog/create-fcr-3d-chat.json "$URL/kpi.catalog.v1.CatalogService/CreateIndicator" >/dev/null
 call -d '{"name":"tenants/acme/indicators/fcr_3d_chat"}' "$URL/kpi.catalog.v1.CatalogService/GetIndicator" | tee "$work/fcr"
 grep -q '"state": "VERSION_STATE_ACTIVE"' "$work/fcr"

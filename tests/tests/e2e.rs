@@ -7,10 +7,13 @@
 //! - the metrics endpoints count requests by code, ingested events by
 //!   outcome, and kpi-cache hits, misses and errors;
 //! - a collector that is down changes nothing for the callers;
+//! - [`auth`]: authentication, roles and tenant isolation, a table of
+//!   tenant and role against every RPC;
 //! - [`operator_cli`]: `kpictl` as a user drives it, import → scorecard →
 //!   explain → report;
 //! - [`tls`]: TLS and mTLS between the services and from kpictl.
 
+mod auth;
 mod operator_cli;
 mod support;
 mod tls;

@@ -141,6 +141,8 @@ pub(crate) fn log_settings() -> Settings {
     settings.log_filter =
         std::env::var("KPI_LOG").unwrap_or_else(|_| "warn,sqlx::query=error".to_owned());
     settings.drain_timeout = Duration::from_secs(1);
+    // The benchmark's own loopback servers: no credentials, explicitly.
+    settings.auth = kpi_runtime::auth::AuthSettings::off();
     settings
 }
 

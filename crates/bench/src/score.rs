@@ -116,6 +116,8 @@ impl Stack {
         settings.listen_addr = "127.0.0.1:0".parse()?;
         settings.database_url = url.clone();
         settings.catalog_url = catalog.endpoint.clone();
+        // The benchmark's own loopback servers: no credentials, explicitly.
+        settings.auth = kpi_runtime::auth::AuthSettings::off();
         let app = data_ingestion::App::build(&settings)
             .await
             .context("cannot start data-ingestion")?;

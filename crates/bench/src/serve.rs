@@ -112,6 +112,8 @@ impl ServiceProcess {
             .env_remove("KPI_CONFIG_FILE")
             .env("KPI_LISTEN_ADDR", addr.to_string())
             .env("KPI_DRAIN_TIMEOUT_SECS", "1")
+            // The benchmark's own loopback servers: no credentials, explicitly.
+            .env("KPI_AUTH", "off")
             .env("KPI_LOG", log)
             .stdin(Stdio::piped())
             .stdout(Stdio::inherit())

@@ -7,6 +7,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use kpi_runtime::auth::BearerToken;
+
 use crate::formats::Format;
 use crate::stack::StackOptions;
 use crate::tls::TlsArgs;
@@ -59,6 +61,17 @@ pub struct Cli {
         value_parser = clap::value_parser!(u64).range(1..)
     )]
     pub timeout: u64,
+    /// The bearer token sent on every call (`authorization: Bearer …`);
+    /// `kpictl up` prints where its generated token is.
+    #[arg(
+        long,
+        env = "KPI_TOKEN",
+        hide_env_values = true,
+        global = true,
+        value_name = "TOKEN",
+        value_parser = parse_token
+    )]
+    pub token: Option<BearerToken>,
     /// How results are printed: readable text, or one JSON object on stdout.
     #[arg(long, value_enum, default_value_t = Output::Text, global = true)]
     pub output: Output,
@@ -68,6 +81,10 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+fn parse_token(token: &str) -> Result<BearerToken, String> {
+    BearerToken::new(token).map_err(|expected| format!("expected {expected}"))
 }
 
 /// How results are printed.
@@ -110,6 +127,27 @@ pub enum Command {
     /// leaderboard, indicators against targets, trends, alerts, data quality.
     #[command(long_about = crate::report::ABOUT)]
     Report(crate::report::ReportArgs),
+    /// Prints the KPI_API_KEYS_FILE line for a token read from stdin (or a
+    /// generated one, with --generate).
+    HashKey(HashKeyArgs),
+}
+
+/// Arguments of `kpictl hash-key`.
+#[derive(Debug, Clone, Args)]
+pub struct HashKeyArgs {
+    /// The key's id, shown in logs (e.g. `acme-reader`).
+    #[arg(long)]
+    pub key_id: String,
+    /// The tenant the key is bound to, or `*` (admin and service keys only).
+    #[arg(long)]
+    pub tenant: String,
+    /// reader, writer, admin or service.
+    #[arg(long)]
+    pub role: String,
+    /// Make a random token (printed on stderr) instead of reading one from
+    /// stdin.
+    #[arg(long)]
+    pub generate: bool,
 }
 
 /// Where the in-process stack listens and what it stores data in.
@@ -212,6 +250,12 @@ By default data is kept in SQLite files under ./kpi-data (--data-dir) and
 scoring caches in memory; with KPI_DATABASE_URL (PostgreSQL) and KPI_REDIS_URL
 set, the same stack runs on them. data-ingestion and scoring are wired to the
 catalog and ingestion listeners of this process.
+
+The stack never runs open: every RPC but health and reflection needs a
+bearer token. The data directory gets `token` (a local admin token for every
+tenant of this stack, kept across restarts) and `api-keys` (its hash), both
+readable by the owner only; pass the token to other commands with --token or
+KPI_TOKEN.
 
 Ctrl-C (SIGINT) or SIGTERM drains in-flight calls and stops all three.
 

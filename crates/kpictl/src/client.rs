@@ -15,6 +15,7 @@ use std::time::Duration;
 use kpi_proto::catalog::catalog_service_client::CatalogServiceClient;
 use kpi_proto::ingestion::ingestion_service_client::IngestionServiceClient;
 use kpi_proto::scoring::scoring_service_client::ScoringServiceClient;
+use kpi_runtime::auth::BearerToken;
 use tonic::metadata::MetadataMap;
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
@@ -121,7 +122,9 @@ impl ClientConfig {
             Service::Ingestion => &cli.ingestion_url,
             Service::Scoring => &cli.scoring_url,
         };
-        let config = ClientConfig::new(service, url.clone()).with_tls(cli.tls.clone());
+        let config = ClientConfig::new(service, url.clone())
+            .with_tls(cli.tls.clone())
+            .with_token(cli.token.clone());
         if streaming {
             config
         } else {
@@ -139,6 +142,17 @@ impl ClientConfig {
     pub fn with_tls(mut self, tls: TlsArgs) -> ClientConfig {
         self.tls = tls;
         self
+    }
+
+    /// The same sending `token` (if any) as `authorization: Bearer …`.
+    pub fn with_token(self, token: Option<BearerToken>) -> ClientConfig {
+        match token {
+            None => self,
+            Some(token) => self.with_metadata(Arc::new(move |metadata: &mut MetadataMap| {
+                metadata.insert("authorization", token.metadata_value().clone());
+                Ok(())
+            })),
+        }
     }
 
     /// The same with a metadata hook.

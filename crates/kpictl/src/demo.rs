@@ -15,6 +15,7 @@ use std::path::PathBuf;
 
 use kpi_proto::catalog as cat;
 use kpi_proto::ingestion as ing;
+use kpi_runtime::auth::BearerToken;
 use tempfile::TempDir;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -80,11 +81,21 @@ struct Endpoints {
 }
 
 impl Endpoints {
-    /// The services at these URLs, with the command line's metadata.
-    fn at(cli: &Cli, catalog: String, ingestion: String, scoring: String) -> Endpoints {
-        let config = |service: Service, url: String| ClientConfig {
-            url,
-            ..ClientConfig::from_cli(cli, service, true)
+    /// The services at these URLs, with the command line's options and
+    /// `token` (the command line's, or the embedded stack's own).
+    fn at(
+        cli: &Cli,
+        token: Option<BearerToken>,
+        catalog: String,
+        ingestion: String,
+        scoring: String,
+    ) -> Endpoints {
+        let config = |service: Service, url: String| {
+            ClientConfig {
+                url,
+                ..ClientConfig::from_cli(cli, service, true)
+            }
+            .with_token(token.clone())
         };
         Endpoints {
             catalog: config(Service::Catalog, catalog),
@@ -109,6 +120,7 @@ async fn demo(cli: &Cli, args: &DemoArgs) -> Result<(), DemoError> {
     if args.use_running {
         let endpoints = Endpoints::at(
             cli,
+            cli.token.clone(),
             cli.catalog_url.clone(),
             cli.ingestion_url.clone(),
             cli.scoring_url.clone(),
@@ -134,6 +146,7 @@ async fn demo(cli: &Cli, args: &DemoArgs) -> Result<(), DemoError> {
     );
     let endpoints = Endpoints::at(
         cli,
+        Some(stack.credentials.token.clone()),
         stack::url(stack.catalog),
         stack::url(stack.ingestion),
         stack::url(stack.scoring),

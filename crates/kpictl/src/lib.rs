@@ -1,6 +1,7 @@
 //! `kpictl`, the operator CLI of the KPI scorecard suite, as a library so
 //! tests (and later commands) can drive it without a process.
 //!
+//! - [`auth`]: `--token` on every call; the local credentials of `up`/`demo`.
 //! - [`cli`]: the command line (clap derive): global options and sub-commands.
 //! - [`client`]: the one connect path to the services and the mapping of
 //!   failed calls to messages and exit codes.
@@ -24,6 +25,7 @@
 //! A new command (`report`, …) adds a variant to
 //! [`cli::Command`], a module, and an arm in [`run`].
 
+pub mod auth;
 pub mod cli;
 pub mod client;
 pub mod demo;
@@ -84,6 +86,7 @@ pub async fn run(cli: Cli) -> ExitCode {
             ops::run(&cli).await.unwrap_or(ExitCode::Usage)
         }
         Command::Report(args) => report::run(&cli, args).await,
+        Command::HashKey(args) => auth::hash_key(args),
     }
 }
 

@@ -8,12 +8,17 @@
 //! `KPI_DATABASE_URL` (PostgreSQL) both services share that database (each
 //! has its own tables and migration table); with `KPI_REDIS_URL` scoring
 //! caches in Redis.
+//!
+//! The stack never runs open: it generates local credentials in the data
+//! directory ([`LocalCredentials`]) and its services require them.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use kpi_runtime::{ServiceKind, Settings};
+
+use crate::auth::LocalCredentials;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -48,6 +53,8 @@ pub struct Stack {
     pub database: &'static str,
     /// `"memory"` or `"redis"`, for the banner.
     pub cache: &'static str,
+    /// The generated credentials: the admin token for clients.
+    pub credentials: LocalCredentials,
     stop: watch::Sender<bool>,
     telemetry: kpi_runtime::telemetry::Telemetry,
     tasks: Vec<(ServiceKind, JoinHandle<anyhow::Result<()>>)>,
@@ -64,8 +71,20 @@ impl Stack {
     pub async fn start(options: &StackOptions) -> anyhow::Result<Stack> {
         let (stop, stopped) = watch::channel(false);
         let mut tasks = Vec::new();
+        let credentials = LocalCredentials::in_dir(&options.data_dir).with_context(|| {
+            format!(
+                "cannot write the local credentials in {}",
+                options.data_dir.display()
+            )
+        })?;
+        let settings = |kind, addr| {
+            settings(options, kind, addr).map(|mut s| {
+                s.auth = credentials.auth_settings();
+                s
+            })
+        };
 
-        let catalog_settings = settings(options, ServiceKind::Catalog, options.catalog_addr)?;
+        let catalog_settings = settings(ServiceKind::Catalog, options.catalog_addr)?;
         let telemetry = kpi_runtime::telemetry::init(&catalog_settings);
         let catalog_app = indicator_catalog::App::build(&catalog_settings)
             .await
@@ -76,8 +95,7 @@ impl Stack {
             tokio::spawn(catalog_app.run_until_stopped(signal(stopped.clone()))),
         ));
 
-        let mut ingestion_settings =
-            settings(options, ServiceKind::Ingestion, options.ingestion_addr)?;
+        let mut ingestion_settings = settings(ServiceKind::Ingestion, options.ingestion_addr)?;
         ingestion_settings.catalog_url = url(catalog);
         let ingestion_app = data_ingestion::App::build(&ingestion_settings)
             .await
@@ -88,7 +106,7 @@ impl Stack {
             tokio::spawn(ingestion_app.run_until_stopped(signal(stopped.clone()))),
         ));
 
-        let mut scoring_settings = settings(options, ServiceKind::Scoring, options.scoring_addr)?;
+        let mut scoring_settings = settings(ServiceKind::Scoring, options.scoring_addr)?;
         scoring_settings.catalog_url = url(catalog);
         scoring_settings.ingestion_url = url(ingestion);
         let scoring_app = scoring::App::build(&scoring_settings)
@@ -111,6 +129,7 @@ impl Stack {
                 "sqlite"
             },
             cache,
+            credentials,
             stop,
             telemetry,
             tasks,

@@ -30,6 +30,10 @@ pub async fn run(_cli: &Cli, args: &UpArgs) -> ExitCode {
     println!("data-ingestion     listening on {}", stack.ingestion);
     println!("scoring            listening on {}", stack.scoring);
     println!("storage: {storage}; cache: {}", stack.cache);
+    println!(
+        "token (admin of every tenant of this stack): {} — use it with --token or KPI_TOKEN",
+        stack.credentials.token_file.display()
+    );
     println!("press Ctrl-C to stop");
     kpi_runtime::shutdown_signal().await;
     println!("stopping: draining in-flight calls…");

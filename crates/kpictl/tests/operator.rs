@@ -86,6 +86,12 @@ impl Harness {
             stack::url(stack.ingestion),
             "--scoring-url".into(),
             stack::url(stack.scoring),
+            // The stack's generated local admin token (it never runs open).
+            "--token".into(),
+            std::fs::read_to_string(&stack.credentials.token_file)
+                .unwrap()
+                .trim()
+                .to_owned(),
         ];
         Harness {
             stack,
@@ -620,10 +626,15 @@ async fn metadata_hook(h: &Harness) {
     let scoring_url = stack::url(h.stack.scoring);
     let calls = Arc::new(AtomicUsize::new(0));
     let counted = calls.clone();
+    // The hook carries the stack's token, the last of the global options.
+    let bearer: MetadataValue<_> = format!("Bearer {}", h.urls.last().unwrap())
+        .parse()
+        .unwrap();
     let config = ClientConfig::new(Service::Scoring, scoring_url.clone()).with_metadata(Arc::new(
         move |metadata| {
             counted.fetch_add(1, Ordering::SeqCst);
             metadata.insert("x-kpictl-test", MetadataValue::from_static("1"));
+            metadata.insert("authorization", bearer.clone());
             Ok(())
         },
     ));

@@ -13,14 +13,13 @@ use clap::Parser;
 use kpi_proto::common as cpb;
 use kpi_proto::ingestion as ing;
 use kpi_proto::ingestion::event::Payload;
-use kpi_proto::ingestion::ingestion_service_client::IngestionServiceClient;
 use kpi_proto::scoring as pb;
-use kpi_proto::scoring::scoring_service_client::ScoringServiceClient;
+use kpi_runtime::auth::BearerToken;
 use kpictl::ExitCode;
 use kpictl::cli::Cli;
+use kpictl::client::{self, ClientConfig, Service};
 use kpictl::demo::generate;
 use kpictl::stack::{self, Stack, StackOptions};
-use tonic::transport::Channel;
 
 const HOSTILE: &str = "<script>alert(1)</script>";
 const HOSTILE_ID: &str = "ecom-hostile";
@@ -47,12 +46,21 @@ async fn kpictl(args: &[&str]) -> ExitCode {
     kpictl::run(cli).await
 }
 
-async fn channel(addr: std::net::SocketAddr) -> Channel {
-    tonic::transport::Endpoint::from_shared(stack::url(addr))
-        .expect("endpoint")
-        .connect()
-        .await
-        .expect("connect")
+/// The stack's generated local admin token (it never runs open).
+fn token(stack: &Stack) -> String {
+    let token = std::fs::read_to_string(&stack.credentials.token_file).expect("the token file");
+    token.trim().to_owned()
+}
+
+/// How the test reaches one of the stack's services: its URL and token.
+fn config(stack: &Stack, service: Service) -> ClientConfig {
+    let addr = match service {
+        Service::Catalog => stack.catalog,
+        Service::Ingestion => stack.ingestion,
+        Service::Scoring => stack.scoring,
+    };
+    let token = BearerToken::new(&token(stack)).expect("a valid token");
+    ClientConfig::new(service, stack::url(addr)).with_token(Some(token))
 }
 
 fn event(id: &str, at: i64, payload: Payload) -> ing::Event {
@@ -109,6 +117,8 @@ fn hand_made() -> Vec<ing::Event> {
 async fn filled_stack(dir: &Path) -> Stack {
     let stack = Stack::start(&options(dir)).await.expect("stack");
     let demo = kpictl(&[
+        "--token",
+        &token(&stack),
         "--ingestion-url",
         &stack::url(stack.ingestion),
         "--output",
@@ -122,7 +132,9 @@ async fn filled_stack(dir: &Path) -> Stack {
     ])
     .await;
     assert_eq!(demo, ExitCode::Ok, "kpictl demo");
-    let answer = IngestionServiceClient::new(channel(stack.ingestion).await)
+    let answer = client::ingestion(&config(&stack, Service::Ingestion))
+        .await
+        .expect("connect")
         .ingest_events(ing::IngestEventsRequest {
             parent: "tenants/demo".into(),
             events: hand_made(),
@@ -136,6 +148,8 @@ async fn filled_stack(dir: &Path) -> Stack {
 
 async fn report(stack: &Stack, period: &str, periods: &str, file: &Path) -> ExitCode {
     kpictl(&[
+        "--token",
+        &token(stack),
         "--ingestion-url",
         &stack::url(stack.ingestion),
         "report",
@@ -165,7 +179,9 @@ fn month() -> Option<cpb::Period> {
 
 /// What scoring says about team ecom in October, to check the page by.
 async fn expected(stack: &Stack) -> (Vec<pb::Scorecard>, Vec<pb::Alert>) {
-    let mut scoring = ScoringServiceClient::new(channel(stack.scoring).await);
+    let mut scoring = client::scoring(&config(stack, Service::Scoring))
+        .await
+        .expect("connect");
     let cards = scoring
         .list_scorecards(pb::ListScorecardsRequest {
             parent: "tenants/demo".into(),

@@ -1,5 +1,6 @@
 //! `kpictl up` and `kpictl demo` as processes, on real sockets (port 0, so
-//! tests run beside each other and beside a stack on the usual ports).
+//! tests run beside each other and beside a stack on the usual ports), with
+//! the credentials they generate.
 
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, ChildStdout, Command, Output, Stdio};
@@ -176,4 +177,90 @@ async fn up_serves_health_on_all_three_and_stops_on_sigterm() {
             "{addr} still accepts connections"
         );
     }
+}
+
+/// `kpictl up` never runs open: it writes an owner-only admin token of
+/// tenant `demo` into its data directory and its services require it.
+#[tokio::test]
+async fn up_requires_its_generated_token() {
+    use kpi_proto::catalog::ListIndicatorsRequest;
+    use kpi_proto::catalog::catalog_service_client::CatalogServiceClient;
+    use std::os::unix::fs::PermissionsExt;
+
+    let data = tempfile::tempdir().expect("temp dir");
+    let mut child = kpictl()
+        .arg("up")
+        .args(ANY_PORT)
+        .arg("--data-dir")
+        .arg(data.path())
+        .args(["--log", "warn"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn kpictl up");
+    let (listening, _rest) = addresses(&mut child);
+    let catalog = listening
+        .iter()
+        .find(|(kind, _)| *kind == ServiceKind::Catalog)
+        .map(|(_, addr)| format!("http://{addr}"))
+        .expect("catalog address");
+
+    for file in ["token", "api-keys"] {
+        let mode = std::fs::metadata(data.path().join(file))
+            .expect(file)
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{file}");
+    }
+    let token = std::fs::read_to_string(data.path().join("token")).expect("token");
+    let keys = std::fs::read_to_string(data.path().join("api-keys")).expect("keys");
+    assert!(
+        !keys.contains(token.trim()),
+        "the key file holds hashes only"
+    );
+
+    let mut client = CatalogServiceClient::connect(catalog)
+        .await
+        .expect("connect");
+    let list = |tenant: &str, token: Option<&str>| {
+        let mut request = tonic::Request::new(ListIndicatorsRequest {
+            parent: format!("tenants/{tenant}"),
+            ..Default::default()
+        });
+        if let Some(token) = token {
+            let value = format!("Bearer {}", token.trim()).parse().expect("ascii");
+            request.metadata_mut().insert("authorization", value);
+        }
+        request
+    };
+    let code = |r: Result<_, tonic::Status>| r.err().map_or(tonic::Code::Ok, |s| s.code());
+    assert_eq!(
+        code(client.list_indicators(list("demo", None)).await),
+        tonic::Code::Unauthenticated
+    );
+    assert_eq!(
+        code(client.list_indicators(list("demo", Some(&token))).await),
+        tonic::Code::Ok
+    );
+    // The local admin token is good for every tenant of this stack.
+    assert_eq!(
+        code(client.list_indicators(list("acme", Some(&token))).await),
+        tonic::Code::Ok
+    );
+    assert_eq!(
+        code(
+            client
+                .list_indicators(list("demo", Some("kpi_not-the-token")))
+                .await
+        ),
+        tonic::Code::Unauthenticated
+    );
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill -TERM");
+    assert!(killed.success());
+    assert!(child.wait().expect("wait").success());
 }

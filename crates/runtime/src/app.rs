@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
 use tonic::service::Routes;
 
+use crate::auth::{AuthError, AuthMode, ServerAuth};
 use crate::server::{ServeError, ServeOptions, bind, serve_with_tls};
 use crate::settings::{ServiceKind, Settings};
 use crate::tls::ServerTls;
@@ -32,23 +33,67 @@ pub enum ServiceCommand {
     Migrate,
 }
 
-/// A service's listener, bound, with its serve options and TLS.
+/// Why a service's listener could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum ListenError {
+    /// Authentication is not configured or its files are unusable.
+    #[error("authentication: {0}")]
+    Auth(#[from] AuthError),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A service's listener, bound, with its serve options, authentication and TLS.
 #[derive(Debug)]
 pub struct Listener {
     listener: TcpListener,
     options: ServeOptions,
     tls: Option<ServerTls>,
     kind: ServiceKind,
+    auth: ServerAuth,
+}
+
+/// data-ingestion and scoring call other services: without a service token
+/// those calls are refused wherever credentials are required.
+fn warn_without_service_token(settings: &Settings) {
+    let calls_others = settings.service != ServiceKind::Catalog;
+    if calls_others
+        && settings.auth.mode == AuthMode::Required
+        && settings.auth.service_token.is_none()
+    {
+        tracing::warn!(
+            service = %settings.service,
+            "KPI_SERVICE_TOKEN (or KPI_SERVICE_TOKEN_FILE) is not set: calls to the other services carry no credentials and are refused where authentication is on"
+        );
+    }
 }
 
 impl Listener {
-    /// Binds the service's listen address.
-    pub async fn bind(settings: &Settings) -> std::io::Result<Listener> {
+    /// Loads the authentication the settings describe (refusing to go on
+    /// without credentials unless `KPI_AUTH=off`), then binds the service's
+    /// listen address.
+    pub async fn bind(settings: &Settings) -> Result<Listener, ListenError> {
+        let auth = ServerAuth::from_settings(&settings.auth)?;
+        warn_without_service_token(settings);
+        let listener = bind(settings.listen_addr)
+            .await
+            .map_err(|source| ListenError::Bind {
+                addr: settings.listen_addr,
+                source,
+            })?;
         Ok(Listener {
-            listener: bind(settings.listen_addr).await?,
+            listener,
             options: ServeOptions::from(settings),
             tls: settings.server_tls.clone(),
             kind: settings.service,
+            auth,
         })
     }
 
@@ -69,6 +114,7 @@ impl Listener {
             routes,
             &[self.kind.grpc_service_name()],
             self.options,
+            self.auth,
             self.tls.as_ref(),
             shutdown,
         )

@@ -36,19 +36,22 @@ use tracing::Instrument;
 use tracing::instrument::Instrumented;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
+use crate::auth::BearerToken;
+use crate::auth::outbound::WithBearer;
 use crate::layers::split_path;
 use crate::propagation;
 use crate::tls::{self, ClientTls};
 
-/// A channel whose calls carry the caller's trace context, and whose
-/// connection failures are `UNAVAILABLE`.
-pub type TracedChannel = TraceContext<ConnectionStatus<Channel>>;
+/// A channel whose calls carry the caller's trace context and, when
+/// configured, the service's bearer token, and whose connection failures
+/// are `UNAVAILABLE`.
+pub type TracedChannel = TraceContext<WithBearer<ConnectionStatus<Channel>>>;
 
 /// What tower services fail with.
 type BoxError = Box<dyn StdError + Send + Sync>;
 
 /// How outbound channels behave.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientOptions {
     /// How long establishing a connection may take.
     pub connect_timeout: Duration,
@@ -56,6 +59,9 @@ pub struct ClientOptions {
     pub timeout: Duration,
     /// HTTP/2 PING interval, to notice a dead peer (a pod gone without FIN).
     pub keepalive_interval: Duration,
+    /// The token sent as `authorization: Bearer …` on every call
+    /// (`KPI_SERVICE_TOKEN`); none sends no credentials.
+    pub bearer: Option<BearerToken>,
 }
 
 impl Default for ClientOptions {
@@ -64,6 +70,7 @@ impl Default for ClientOptions {
             connect_timeout: Duration::from_secs(3),
             timeout: Duration::from_secs(30),
             keepalive_interval: Duration::from_secs(30),
+            bearer: None,
         }
     }
 }
@@ -92,7 +99,8 @@ pub fn connect_with_tls(
         .http2_keep_alive_interval(options.keepalive_interval)
         .keep_alive_while_idle(true);
     let channel = tls::apply(endpoint, tls)?.connect_lazy();
-    Ok(TraceContextLayer.layer(ConnectionStatus { inner: channel }))
+    let channel = ConnectionStatus { inner: channel };
+    Ok(TraceContextLayer.layer(WithBearer::new(channel, options.bearer)))
 }
 
 /// Turns a failure of the connection under a call into `UNAVAILABLE` with

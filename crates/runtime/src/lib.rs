@@ -27,11 +27,14 @@
 //!   command line and a bound [`Listener`] serving a service's routes.
 //! - [`tls`]: optional TLS and mTLS: the listener's certificate and the
 //!   client CAs it requires, what outbound `https://` calls trust and present.
+//! - [`auth`]: bearer tokens (API keys, optional JWT), roles per RPC and
+//!   tenant isolation; `KPI_AUTH=off` only when set explicitly.
 //! - [`names`]: resource names (`tenants/{tenant}/{collection}/{key}`), page
 //!   sizes and opaque page tokens, validated the same way everywhere.
 
 pub mod aging;
 pub mod app;
+pub mod auth;
 pub mod client;
 pub mod layers;
 pub mod metrics;
@@ -43,7 +46,7 @@ pub mod status;
 pub mod telemetry;
 pub mod tls;
 
-pub use app::{Listener, ServiceCli, ServiceCommand};
+pub use app::{ListenError, Listener, ServiceCli, ServiceCommand};
 pub use server::{
     ServeError, ServeOptions, bind, routes_builder, serve, serve_with_tls, shutdown_signal,
 };

@@ -9,7 +9,9 @@
 //!
 //! Every request runs in a `grpc.server` span joined to the caller's trace
 //! ([`crate::layers::server_span`]) and is counted with its final code and
-//! latency ([`crate::layers::GrpcMetricsLayer`]). With
+//! latency ([`crate::layers::GrpcMetricsLayer`]), then authenticated and
+//! checked against the RPC access table ([`crate::auth::AuthLayer`]; health
+//! and reflection stay open). With
 //! [`ServeOptions::max_connection_age`] set, connections are closed after
 //! that age (with a grace period for calls in flight) so that clients
 //! reconnect and new pods get their share of long-lived HTTP/2 connections.
@@ -38,6 +40,7 @@ use tonic_health::server::HealthReporter;
 use tracing::{error, info, warn};
 
 use crate::aging::AgedConnection;
+use crate::auth::{AuthLayer, ServerAuth};
 use crate::layers::{GrpcMetricsLayer, server_span};
 use crate::metrics::RpcMetrics;
 use crate::settings::Settings;
@@ -120,7 +123,8 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr).await
 }
 
-/// Serves `routes` on `listener` with gRPC health (`grpc.health.v1`, one
+/// Serves `routes` on `listener`, every RPC but health and reflection
+/// behind `auth`, with gRPC health (`grpc.health.v1`, one
 /// entry per name in `service_names` plus the overall `""` entry, all
 /// `SERVING`) and server reflection v1 and v1alpha built from
 /// [`kpi_proto::FILE_DESCRIPTOR_SET`], until `shutdown` resolves.
@@ -137,9 +141,19 @@ pub async fn serve(
     routes: Routes,
     service_names: &[&'static str],
     options: ServeOptions,
+    auth: ServerAuth,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    serve_with_tls(listener, routes, service_names, options, None, shutdown).await
+    serve_with_tls(
+        listener,
+        routes,
+        service_names,
+        options,
+        auth,
+        None,
+        shutdown,
+    )
+    .await
 }
 
 /// [`serve`], over TLS when `tls` is given: every connection (health and
@@ -151,6 +165,7 @@ pub async fn serve_with_tls(
     routes: Routes,
     service_names: &[&'static str],
     options: ServeOptions,
+    auth: ServerAuth,
     tls: Option<&ServerTls>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
@@ -207,6 +222,7 @@ pub async fn serve_with_tls(
     let server = builder
         .trace_fn(server_span)
         .layer(GrpcMetricsLayer::new(RpcMetrics::new()))
+        .layer(AuthLayer::new(auth))
         .add_routes(routes)
         .serve_with_incoming_shutdown(incoming, signal);
 

@@ -8,6 +8,10 @@
 //! should not silently fall back to a default); unknown environment variables
 //! are ignored.
 //!
+//! Authentication settings (`KPI_AUTH`, `KPI_API_KEYS_FILE`, `KPI_JWT_*`,
+//! `KPI_SERVICE_TOKEN[_FILE]`) are read by [`crate::auth::AuthSettings`]
+//! through the same layers; the service token never appears in `Debug`.
+//!
 //! Secrets (passwords in the database and Redis URLs) never appear in the
 //! `Debug` output of [`Settings`] nor in a [`SettingsError`]; use
 //! [`redact_url`] before logging any URL yourself.
@@ -23,6 +27,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::auth::AuthSettings;
 use crate::tls::{ClientTls, PemFile, ServerTls, TlsError};
 
 /// Names the file of `KEY=value` lines layered between defaults and environment.
@@ -208,6 +213,8 @@ pub struct Settings {
     /// calls to `https://` peers trust and present; default the public
     /// webpki roots and no client certificate.
     pub client_tls: ClientTls,
+    /// Authentication: credentials required by default (see [`crate::auth`]).
+    pub auth: AuthSettings,
 }
 
 /// Why settings could not be loaded. Messages name the variable and the bad
@@ -270,6 +277,7 @@ impl Settings {
             call_timeout: Duration::from_millis(5_000),
             server_tls: None,
             client_tls: ClientTls::default(),
+            auth: AuthSettings::default(),
         }
     }
 
@@ -411,6 +419,7 @@ impl Settings {
         }
         settings.server_tls = load_server_tls(&get)?;
         settings.client_tls = load_client_tls(&get)?;
+        settings.auth = AuthSettings::from_lookup(get)?;
         Ok(settings)
     }
 }
@@ -439,6 +448,7 @@ impl fmt::Debug for Settings {
             .field("call_timeout", &self.call_timeout)
             .field("server_tls", &self.server_tls)
             .field("client_tls", &self.client_tls)
+            .field("auth", &self.auth)
             .finish()
     }
 }
@@ -657,7 +667,12 @@ fn parse_config_file(text: &str) -> Result<HashMap<&'static str, String>, (usize
             return Err((index + 1, "expected `KEY=value`".to_owned()));
         };
         let key = key.trim();
-        let Some(known) = FILE_KEYS.iter().copied().find(|known| *known == key) else {
+        let Some(known) = FILE_KEYS
+            .iter()
+            .chain(crate::auth::FILE_KEYS)
+            .copied()
+            .find(|known| *known == key)
+        else {
             return Err((index + 1, format!("unknown key `{key}`")));
         };
         values.insert(known, unquote(value.trim()).to_owned());

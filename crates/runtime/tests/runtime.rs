@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use kpi_runtime::auth::ServerAuth;
 use kpi_runtime::names::{
     child_name, decode_page_token, encode_page_token, page_size, parse_child, parse_parent,
 };
@@ -458,6 +459,7 @@ async fn spawn_server(drain_timeout: Duration) -> Spawned {
             drain_timeout,
             ..ServeOptions::default()
         },
+        ServerAuth::Off,
         async move {
             let _ = stop.await;
         },
@@ -682,6 +684,7 @@ async fn connections_past_their_max_age_get_goaway_and_close() -> TestResult {
             max_connection_age_grace: Duration::from_secs(1),
             ..ServeOptions::default()
         },
+        ServerAuth::Off,
         async move {
             let _ = stop.await;
         },

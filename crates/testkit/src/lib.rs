@@ -3,7 +3,8 @@
 //! - [`TestDb`]: a fresh database per test — a new PostgreSQL database on the
 //!   server named by `KPI_TEST_POSTGRES_URL` (default: the local one), dropped
 //!   afterwards, or a new SQLite file in a temporary directory.
-//! - [`settings`]: a service's settings for a test: port 0 and that database.
+//! - [`settings`]: a service's settings for a test: port 0, that database,
+//!   and `KPI_AUTH=off` (explicit; the auth tests configure keys instead).
 //! - [`RunningServer`]: a service spawned on a real socket, stopped on demand.
 //! - [`redis_server`]: the shared test Redis with unique key prefixes, and
 //!   [`RedisServer`], a private `redis-server` for fault tests.
@@ -140,6 +141,9 @@ pub fn settings(service: ServiceKind, database_url: &str) -> Settings {
     settings.listen_addr = SocketAddr::from(([127, 0, 0, 1], 0));
     settings.database_url = database_url.to_string();
     settings.drain_timeout = std::time::Duration::from_secs(5);
+    // Tests of other concerns run without credentials, explicitly; the
+    // authentication tests set `settings.auth` themselves.
+    settings.auth = kpi_runtime::auth::AuthSettings::off();
     settings
 }
 

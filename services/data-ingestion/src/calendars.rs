@@ -13,6 +13,7 @@ use kpi_domain::calendar::BusinessCalendar;
 use kpi_proto::catalog::GetCalendarRequest;
 use kpi_proto::catalog::catalog_service_client::CatalogServiceClient;
 use kpi_proto::convert::calendar_from;
+use kpi_runtime::auth::BearerToken;
 use kpi_runtime::client::{ClientOptions, TracedChannel};
 use kpi_runtime::tls::ClientTls;
 use tokio::sync::Mutex;
@@ -35,14 +36,20 @@ pub struct Calendars {
 
 impl Calendars {
     /// Calendars from the catalog at `url` (connected lazily; calls carry
-    /// the trace context, so the catalog's spans join the ingestion trace;
-    /// `tls` is used when `url` is `https://`).
-    pub fn new(url: &str, tls: &ClientTls) -> Result<Self, tonic::transport::Error> {
+    /// the trace context, so the catalog's spans join the ingestion trace,
+    /// and `bearer`, the service token; `tls` is used when `url` is
+    /// `https://`).
+    pub fn new(
+        url: &str,
+        tls: &ClientTls,
+        bearer: Option<BearerToken>,
+    ) -> Result<Self, tonic::transport::Error> {
         let channel = kpi_runtime::client::connect_with_tls(
             url,
             ClientOptions {
                 connect_timeout: DEADLINE,
                 timeout: DEADLINE,
+                bearer,
                 ..ClientOptions::default()
             },
             tls,

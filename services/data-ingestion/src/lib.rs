@@ -20,6 +20,7 @@ use std::net::SocketAddr;
 
 use anyhow::Context;
 use kpi_proto::ingestion::ingestion_service_server::IngestionServiceServer;
+use kpi_runtime::auth::tenancy::Guarded;
 use kpi_runtime::{Listener, Settings};
 use kpi_store::DatabaseConnection;
 use sea_orm_migration::MigratorTrait;
@@ -29,9 +30,10 @@ pub use service::IngestionApi;
 /// Largest request accepted: a full batch of events with room to spare.
 const MAX_MESSAGE_BYTES: usize = 32 * 1024 * 1024;
 
-/// The gRPC service, ready to be added to a server.
-pub fn grpc_service(api: IngestionApi) -> IngestionServiceServer<IngestionApi> {
-    IngestionServiceServer::new(api)
+/// The gRPC service, each request's tenant checked against its caller,
+/// ready to be added to a server.
+pub fn grpc_service(api: IngestionApi) -> IngestionServiceServer<Guarded<IngestionApi>> {
+    IngestionServiceServer::new(Guarded::new(api))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES)
 }
@@ -68,11 +70,15 @@ impl App {
     /// Opens the database, migrates it (unless disabled) and binds the listener.
     pub async fn build(settings: &Settings) -> anyhow::Result<App> {
         let db = open_database(settings).await?;
-        let calendars = calendars::Calendars::new(&settings.catalog_url, &settings.client_tls)
-            .context("KPI_CATALOG_URL is not a valid URL")?;
+        let calendars = calendars::Calendars::new(
+            &settings.catalog_url,
+            &settings.client_tls,
+            settings.auth.service_token.clone(),
+        )
+        .context("KPI_CATALOG_URL is not a valid URL")?;
         let listener = Listener::bind(settings)
             .await
-            .with_context(|| format!("cannot listen on {}", settings.listen_addr))?;
+            .context("cannot start serving")?;
         Ok(App {
             listener,
             api: IngestionApi::new(db, calendars),

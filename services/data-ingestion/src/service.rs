@@ -17,6 +17,7 @@ use kpi_proto::common as cpb;
 use kpi_proto::convert::{self, Problems, timestamp};
 use kpi_proto::ingestion as pb;
 use kpi_proto::ingestion::ingestion_service_server::IngestionService;
+use kpi_runtime::auth::Caller;
 use kpi_runtime::{names, status};
 use kpi_store::DatabaseConnection;
 use kpi_store::ingestion::{self as store, Accepted, ChangeSet, IngestWriter, reader};
@@ -297,6 +298,8 @@ impl IngestionService for IngestionApi {
         &self,
         request: Request<Streaming<pb::StreamEventsRequest>>,
     ) -> Result<Response<Self::StreamEventsStream>, Status> {
+        // Each chunk names its tenant: every one is checked against the caller.
+        let caller = Caller::of(&request)?;
         let inbound = request.into_inner();
         let (tx, rx) = mpsc::channel(STREAM_WINDOW);
         let api = self.clone();
@@ -307,7 +310,9 @@ impl IngestionService for IngestionApi {
             let writes = futures::StreamExt::map(inbound, move |chunk| {
                 let api = api.clone();
                 let checked = chunk.and_then(|chunk| {
-                    stream_tenant(&mut tenant, &chunk.parent).map(|t| (t, chunk))
+                    let t = stream_tenant(&mut tenant, &chunk.parent)?;
+                    caller.authorize(&t)?;
+                    Ok((t, chunk))
                 });
                 async move {
                     let (tenant, chunk) = checked?;

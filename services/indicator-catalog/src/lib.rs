@@ -15,6 +15,7 @@ use std::net::SocketAddr;
 
 use anyhow::Context;
 use kpi_proto::catalog::catalog_service_server::CatalogServiceServer;
+use kpi_runtime::auth::tenancy::Guarded;
 use kpi_runtime::{Listener, Settings};
 use kpi_store::catalog::CatalogRepo;
 
@@ -23,9 +24,10 @@ pub use service::CatalogApi;
 /// Largest request accepted: catalog imports carry whole documents.
 const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
 
-/// The gRPC service over a repository, ready to be added to a server.
-pub fn grpc_service(repo: CatalogRepo) -> CatalogServiceServer<CatalogApi> {
-    CatalogServiceServer::new(CatalogApi::new(repo))
+/// The gRPC service over a repository, each request's tenant checked
+/// against its caller, ready to be added to a server.
+pub fn grpc_service(repo: CatalogRepo) -> CatalogServiceServer<Guarded<CatalogApi>> {
+    CatalogServiceServer::new(Guarded::new(CatalogApi::new(repo)))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES)
 }
@@ -61,7 +63,7 @@ impl App {
         let repo = open_repo(settings).await?;
         let listener = Listener::bind(settings)
             .await
-            .with_context(|| format!("cannot listen on {}", settings.listen_addr))?;
+            .context("cannot start serving")?;
         Ok(App { listener, repo })
     }
 

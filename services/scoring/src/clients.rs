@@ -22,6 +22,7 @@ use kpi_proto::catalog::catalog_service_client::CatalogServiceClient;
 use kpi_proto::convert::{calendar_from, indicator_from, template_from, timestamp};
 use kpi_proto::ingestion as ing;
 use kpi_proto::ingestion::ingestion_service_client::IngestionServiceClient;
+use kpi_runtime::auth::BearerToken;
 use kpi_runtime::client::{ClientOptions, TracedChannel};
 use kpi_runtime::tls::ClientTls;
 use tonic::{Code, Request, Status};
@@ -67,12 +68,14 @@ fn lazy_channel(
     url: &str,
     deadline: Duration,
     tls: &ClientTls,
+    bearer: Option<BearerToken>,
 ) -> Result<TracedChannel, tonic::transport::Error> {
     kpi_runtime::client::connect_with_tls(
         url,
         ClientOptions {
             connect_timeout: deadline,
             timeout: deadline,
+            bearer,
             ..ClientOptions::default()
         },
         tls,
@@ -115,17 +118,29 @@ fn bad_definition(what: &str, detail: impl std::fmt::Debug) -> Status {
 
 impl Clients {
     /// Clients of the catalog and ingestion at these URLs; `deadline` bounds
-    /// every call; `tls` is used for `https://` URLs.
+    /// every call, `bearer` (`KPI_SERVICE_TOKEN`) is sent on every call;
+    /// `tls` is used for `https://` URLs.
     pub fn new(
         catalog_url: &str,
         ingestion_url: &str,
         deadline: Duration,
         tls: &ClientTls,
+        bearer: Option<BearerToken>,
     ) -> Result<Clients, tonic::transport::Error> {
         Ok(Clients {
-            catalog: CatalogServiceClient::new(lazy_channel(catalog_url, deadline, tls)?),
-            ingestion: IngestionServiceClient::new(lazy_channel(ingestion_url, deadline, tls)?)
-                .max_decoding_message_size(32 * 1024 * 1024),
+            catalog: CatalogServiceClient::new(lazy_channel(
+                catalog_url,
+                deadline,
+                tls,
+                bearer.clone(),
+            )?),
+            ingestion: IngestionServiceClient::new(lazy_channel(
+                ingestion_url,
+                deadline,
+                tls,
+                bearer,
+            )?)
+            .max_decoding_message_size(32 * 1024 * 1024),
             deadline,
         })
     }

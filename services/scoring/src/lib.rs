@@ -38,6 +38,7 @@ use std::net::SocketAddr;
 use anyhow::Context;
 use kpi_cache::{Cache, CacheConfig};
 use kpi_proto::scoring::scoring_service_server::ScoringServiceServer;
+use kpi_runtime::auth::tenancy::Guarded;
 use kpi_runtime::{Listener, Settings};
 
 pub use service::ScoringApi;
@@ -45,9 +46,10 @@ pub use service::ScoringApi;
 /// Largest message: a leaderboard page of 500 scorecards with room to spare.
 const MAX_MESSAGE_BYTES: usize = 32 * 1024 * 1024;
 
-/// The gRPC service, ready to be added to a server.
-pub fn grpc_service(api: ScoringApi) -> ScoringServiceServer<ScoringApi> {
-    ScoringServiceServer::new(api)
+/// The gRPC service, each request's tenant checked against its caller,
+/// ready to be added to a server.
+pub fn grpc_service(api: ScoringApi) -> ScoringServiceServer<Guarded<ScoringApi>> {
+    ScoringServiceServer::new(Guarded::new(api))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES)
 }
@@ -78,11 +80,12 @@ impl App {
             &settings.ingestion_url,
             settings.call_timeout,
             &settings.client_tls,
+            settings.auth.service_token.clone(),
         )
         .context("KPI_CATALOG_URL or KPI_INGESTION_URL is not a valid URL")?;
         let listener = Listener::bind(settings)
             .await
-            .with_context(|| format!("cannot listen on {}", settings.listen_addr))?;
+            .context("cannot start serving")?;
         let engine = engine::Engine {
             clients,
             cache: cache.clone(),

@@ -29,6 +29,7 @@ fn kpictl() -> Command {
         "KPI_SCORING_URL",
         "KPI_TENANT",
         "KPI_CONFIG_FILE",
+        "KPI_TOKEN",
     ] {
         command.env_remove(var);
     }
@@ -36,7 +37,8 @@ fn kpictl() -> Command {
     command
 }
 
-/// `kpictl up` running, and the global options that reach it.
+/// `kpictl up` running, and the global options that reach it (its URLs and
+/// its token).
 struct Up {
     child: Child,
     stdout: BufReader<ChildStdout>,
@@ -79,6 +81,9 @@ impl Up {
             }
         }
         assert_eq!(urls.len(), 6, "kpictl up did not print three addresses");
+        // The stack never runs open: every command sends its generated token.
+        let token = std::fs::read_to_string(data_dir.join("token")).expect("kpictl up's token");
+        urls.extend(["--token".to_owned(), token.trim().to_owned()]);
         Up {
             child,
             stdout,

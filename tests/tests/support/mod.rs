@@ -189,6 +189,8 @@ impl ServiceProcess {
             .env_remove("KPI_CONFIG_FILE")
             .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
             .env("KPI_LISTEN_ADDR", "127.0.0.1:0")
+            // Explicitly open unless the test passes credentials settings.
+            .env("KPI_AUTH", "off")
             .env("KPI_METRICS_ADDR", "127.0.0.1:0")
             .env("KPI_DATABASE_URL", db)
             .env("KPI_LOG_FORMAT", "json")

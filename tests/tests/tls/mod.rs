@@ -173,7 +173,8 @@ fn write(dir: &Path, name: &str, contents: &str) -> anyhow::Result<()> {
 }
 
 /// A service's settings from these variables, as `Settings::load` would
-/// read them from the environment, listening on 127.0.0.1:0.
+/// read them from the environment, listening on 127.0.0.1:0, without
+/// authentication.
 fn settings(
     kind: ServiceKind,
     database_url: &str,
@@ -183,6 +184,9 @@ fn settings(
     vars.insert("KPI_LISTEN_ADDR", "127.0.0.1:0".to_owned());
     vars.insert("KPI_DATABASE_URL", database_url.to_owned());
     vars.insert("KPI_DRAIN_TIMEOUT_SECS", "5".to_owned());
+    // These tests are about the transport; authentication has its own
+    // (`auth`), so it is off here, explicitly.
+    vars.insert("KPI_AUTH", "off".to_owned());
     Settings::from_lookup(kind, |key| vars.get(key).cloned())
 }
 

@@ -65,6 +65,7 @@ fn name(command: &Command) -> &'static str {
         Command::Up(_) => "up",
         Command::Demo(_) => "demo",
         Command::Report(_) => "report",
+        Command::HashKey(_) => "hash-key",
     }
 }
 
