@@ -55,6 +55,14 @@ pub const OTLP_ENDPOINT_VAR: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
 pub const CACHE_TTL_SECS_VAR: &str = "KPI_CACHE_TTL_SECS";
 /// Milliseconds one call to another service may take (its deadline).
 pub const CALL_TIMEOUT_MS_VAR: &str = "KPI_CALL_TIMEOUT_MS";
+/// The largest gRPC message (request or response) a service decodes or
+/// encodes, in bytes; larger ones fail with `OUT_OF_RANGE`.
+pub const MAX_MESSAGE_BYTES_VAR: &str = "KPI_MAX_MESSAGE_BYTES";
+/// Calls served at once; beyond that, calls are shed with `RESOURCE_EXHAUSTED`.
+pub const MAX_CONCURRENT_REQUESTS_VAR: &str = "KPI_MAX_CONCURRENT_REQUESTS";
+/// Milliseconds between health turning `NOT_SERVING` and the listener closing
+/// on shutdown, so load balancers stop sending new calls first.
+pub const SHUTDOWN_DELAY_MS_VAR: &str = "KPI_SHUTDOWN_DELAY_MS";
 
 /// Every key accepted in the config file.
 const FILE_KEYS: &[&str] = &[
@@ -72,7 +80,15 @@ const FILE_KEYS: &[&str] = &[
     MAX_CONNECTION_AGE_GRACE_SECS_VAR,
     CACHE_TTL_SECS_VAR,
     CALL_TIMEOUT_MS_VAR,
+    MAX_MESSAGE_BYTES_VAR,
+    MAX_CONCURRENT_REQUESTS_VAR,
+    SHUTDOWN_DELAY_MS_VAR,
 ];
+
+/// Default of `KPI_MAX_MESSAGE_BYTES`: a full ingestion batch with room to spare.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 32 * 1024 * 1024;
+/// Default of `KPI_MAX_CONCURRENT_REQUESTS`.
+pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 256;
 
 /// Which of the three services a process is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -172,6 +188,15 @@ pub struct Settings {
     /// `KPI_CALL_TIMEOUT_MS`, default 5,000 ms (at least 1): the deadline of
     /// every call to another service.
     pub call_timeout: Duration,
+    /// `KPI_MAX_MESSAGE_BYTES`, default 32 MiB (at least 1): the decoding
+    /// and encoding limit of every service.
+    pub max_message_bytes: usize,
+    /// `KPI_MAX_CONCURRENT_REQUESTS`, default 256 (at least 1): calls in
+    /// flight before further ones are shed with `RESOURCE_EXHAUSTED`.
+    pub max_concurrent_requests: usize,
+    /// `KPI_SHUTDOWN_DELAY_MS`, default 0: how long health answers
+    /// `NOT_SERVING` before the listener closes on shutdown.
+    pub shutdown_delay: Duration,
 }
 
 /// Why settings could not be loaded. Messages name the variable and the bad
@@ -229,6 +254,9 @@ impl Settings {
             otlp_endpoint: None,
             cache_ttl: Duration::from_secs(300),
             call_timeout: Duration::from_millis(5_000),
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            max_concurrent_requests: DEFAULT_MAX_CONCURRENT_REQUESTS,
+            shutdown_delay: Duration::ZERO,
         }
     }
 
@@ -368,6 +396,20 @@ impl Settings {
             settings.call_timeout =
                 Duration::from_millis(parse_positive(CALL_TIMEOUT_MS_VAR, value)?);
         }
+        if let Some(value) = get(MAX_MESSAGE_BYTES_VAR) {
+            settings.max_message_bytes = parse_count(MAX_MESSAGE_BYTES_VAR, value)?;
+        }
+        if let Some(value) = get(MAX_CONCURRENT_REQUESTS_VAR) {
+            settings.max_concurrent_requests = parse_count(MAX_CONCURRENT_REQUESTS_VAR, value)?;
+        }
+        if let Some(value) = get(SHUTDOWN_DELAY_MS_VAR) {
+            let ms: u64 = value.trim().parse().map_err(|_| SettingsError::Invalid {
+                key: SHUTDOWN_DELAY_MS_VAR,
+                value,
+                expected: "a whole number of milliseconds",
+            })?;
+            settings.shutdown_delay = Duration::from_millis(ms);
+        }
         Ok(settings)
     }
 }
@@ -394,6 +436,9 @@ impl fmt::Debug for Settings {
             )
             .field("cache_ttl", &self.cache_ttl)
             .field("call_timeout", &self.call_timeout)
+            .field("max_message_bytes", &self.max_message_bytes)
+            .field("max_concurrent_requests", &self.max_concurrent_requests)
+            .field("shutdown_delay", &self.shutdown_delay)
             .finish()
     }
 }
@@ -408,6 +453,16 @@ fn parse_positive(key: &'static str, value: String) -> Result<u64, SettingsError
             expected: "a whole number of at least 1",
         }),
     }
+}
+
+/// A count (bytes, requests) of at least 1 that fits in `usize`.
+fn parse_count(key: &'static str, value: String) -> Result<usize, SettingsError> {
+    let n = parse_positive(key, value.clone())?;
+    usize::try_from(n).map_err(|_| SettingsError::Invalid {
+        key,
+        value,
+        expected: "a whole number of at least 1",
+    })
 }
 
 /// Returns `url` with any password replaced by `***`, safe to log.
@@ -600,6 +655,34 @@ mod tests {
         assert_eq!(
             parse_config_file("# ok\njunk").map(|_| ()),
             Err((2, "expected `KEY=value`".to_owned()))
+        );
+    }
+
+    #[test]
+    fn limits_and_shutdown_delay() {
+        let env = |key: &str| match key {
+            MAX_MESSAGE_BYTES_VAR => Some("1024".to_owned()),
+            MAX_CONCURRENT_REQUESTS_VAR => Some("3".to_owned()),
+            SHUTDOWN_DELAY_MS_VAR => Some("250".to_owned()),
+            _ => None,
+        };
+        let settings = Settings::from_lookup(ServiceKind::Ingestion, env).unwrap();
+        assert_eq!(settings.max_message_bytes, 1024);
+        assert_eq!(settings.max_concurrent_requests, 3);
+        assert_eq!(settings.shutdown_delay, Duration::from_millis(250));
+
+        let defaults = Settings::defaults(ServiceKind::Catalog);
+        assert_eq!(
+            defaults.max_concurrent_requests,
+            DEFAULT_MAX_CONCURRENT_REQUESTS
+        );
+        assert_eq!(defaults.shutdown_delay, Duration::ZERO);
+
+        let zero = |key: &str| (key == MAX_CONCURRENT_REQUESTS_VAR).then(|| "0".to_owned());
+        let err = Settings::from_lookup(ServiceKind::Scoring, zero).unwrap_err();
+        assert!(
+            err.to_string().contains(MAX_CONCURRENT_REQUESTS_VAR),
+            "{err}"
         );
     }
 }

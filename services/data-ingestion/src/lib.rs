@@ -26,14 +26,17 @@ use sea_orm_migration::MigratorTrait;
 
 pub use service::IngestionApi;
 
-/// Largest request accepted: a full batch of events with room to spare.
-const MAX_MESSAGE_BYTES: usize = 32 * 1024 * 1024;
-
 /// The gRPC service, ready to be added to a server.
-pub fn grpc_service(api: IngestionApi) -> IngestionServiceServer<IngestionApi> {
+///
+/// `max_message_bytes` (`KPI_MAX_MESSAGE_BYTES`) bounds every request and
+/// response; a larger one fails with `OUT_OF_RANGE`.
+pub fn grpc_service(
+    api: IngestionApi,
+    max_message_bytes: usize,
+) -> IngestionServiceServer<IngestionApi> {
     IngestionServiceServer::new(api)
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES)
+        .max_decoding_message_size(max_message_bytes)
+        .max_encoding_message_size(max_message_bytes)
 }
 
 /// Connects to the database and applies the ingestion migrations.
@@ -68,7 +71,7 @@ impl App {
     /// Opens the database, migrates it (unless disabled) and binds the listener.
     pub async fn build(settings: &Settings) -> anyhow::Result<App> {
         let db = open_database(settings).await?;
-        let calendars = calendars::Calendars::new(&settings.catalog_url)
+        let calendars = calendars::Calendars::new(&settings.catalog_url, settings.call_timeout)
             .context("KPI_CATALOG_URL is not a valid URL")?;
         let listener = Listener::bind(settings)
             .await
@@ -95,7 +98,8 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let projecting = self.api.projection().spawn();
-        let routes = tonic::service::Routes::new(grpc_service(self.api));
+        let max_message_bytes = self.listener.max_message_bytes();
+        let routes = tonic::service::Routes::new(grpc_service(self.api, max_message_bytes));
         let served = self.listener.serve(routes, shutdown).await;
         // Whatever is still pending is projected by the next start or a read.
         projecting.abort();

@@ -20,14 +20,17 @@ use kpi_store::catalog::CatalogRepo;
 
 pub use service::CatalogApi;
 
-/// Largest request accepted: catalog imports carry whole documents.
-const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
-
 /// The gRPC service over a repository, ready to be added to a server.
-pub fn grpc_service(repo: CatalogRepo) -> CatalogServiceServer<CatalogApi> {
+///
+/// `max_message_bytes` (`KPI_MAX_MESSAGE_BYTES`) bounds every request and
+/// response; a larger one fails with `OUT_OF_RANGE`.
+pub fn grpc_service(
+    repo: CatalogRepo,
+    max_message_bytes: usize,
+) -> CatalogServiceServer<CatalogApi> {
     CatalogServiceServer::new(CatalogApi::new(repo))
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES)
+        .max_decoding_message_size(max_message_bytes)
+        .max_encoding_message_size(max_message_bytes)
 }
 
 /// Connects to the database and applies the catalog's migrations.
@@ -75,7 +78,8 @@ impl App {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let routes = tonic::service::Routes::new(grpc_service(self.repo));
+        let max_message_bytes = self.listener.max_message_bytes();
+        let routes = tonic::service::Routes::new(grpc_service(self.repo, max_message_bytes));
         self.listener.serve(routes, shutdown).await?;
         Ok(())
     }
