@@ -2,8 +2,8 @@
 //! PostgreSQL and real gRPC clients:
 //!
 //! 1. PostgreSQL restarted (a fast stop, then a crash-like immediate stop)
-//!    under a stream of 50,000 events from several clients that retry on
-//!    `UNAVAILABLE`: every event is stored and projected exactly once, every
+//!    under 50,000 events from five clients (three over `StreamEvents`, two
+//!    with `IngestEvents` batches) that retry on `UNAVAILABLE`: every event is stored and projected exactly once, every
 //!    acknowledged event is there, nothing failed but with `UNAVAILABLE`.
 //!    The cluster is a private one ([`PgServer`]), never the shared server.
 //! 2. data-ingestion SIGKILLed mid-ingestion and started again on the same
@@ -40,7 +40,7 @@ use tonic_types::StatusExt;
 
 use fault_support::{
     Ledger, Sender, Stored, TENANT, WAIT_GUARD, acknowledged_at_least, projected, spawn_senders,
-    tickets,
+    spawn_streams, tickets,
 };
 use support::{Binary, ServiceProcess, sample, scrape};
 
@@ -114,7 +114,10 @@ async fn postgres_restarted_under_50000_events_keeps_each_event_exactly_once() -
     let events = tickets("pg", 50_000);
     let ledger = Arc::new(Ledger::default());
     let sender = Sender::new(&[ingestion.url()], ledger.clone())?;
-    let senders = spawn_senders(&sender, events.clone(), 5, 500);
+    // Three clients stream (StreamEvents), two send batches (IngestEvents).
+    let (streamed, batched) = events.split_at(30_000);
+    let mut senders = spawn_streams(&sender, streamed.to_vec(), 3, 500);
+    senders.extend(spawn_senders(&sender, batched.to_vec(), 2, 500));
 
     let mut stopped_at = Vec::new();
     for (threshold, mode) in [(10_000, StopMode::Fast), (30_000, StopMode::Immediate)] {

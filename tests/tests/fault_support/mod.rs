@@ -6,12 +6,14 @@
 //!   `UNAVAILABLE` and on a call cut by its connection (switching to the
 //!   next instance if it has several), keeping a [`Ledger`] of what was
 //!   acknowledged and of every failure;
+//! - [`Sender::stream_all`]: the same over `StreamEvents`: after a broken
+//!   stream, a new one resends every chunk not yet answered;
 //! - [`Stored`]: what the database holds afterwards (events and ticket
 //!   facts, with duplicates), read with SQL;
 //! - signals for [`ServiceProcess`]: SIGKILL, SIGTERM without waiting, and
 //!   waiting for the exit.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::process::ExitStatus;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -105,10 +107,10 @@ impl Ledger {
         }
     }
 
-    fn acknowledge(&self, response: &pb::IngestEventsResponse) {
+    fn acknowledge(&self, results: &[pb::EventResult]) {
         let mut fresh = 0;
         if let Ok(mut set) = self.acknowledged.lock() {
-            for result in &response.results {
+            for result in results {
                 let outcome = pb::EventOutcome::try_from(result.outcome);
                 match outcome {
                     Ok(pb::EventOutcome::Accepted | pb::EventOutcome::Duplicate) => {
@@ -168,6 +170,91 @@ impl Sender {
         }
     }
 
+    /// Sends `events` over `StreamEvents` in chunks of `chunk`; when the
+    /// stream breaks with `UNAVAILABLE` or a cut connection, opens a new one
+    /// and resends every chunk not answered yet (answers come in chunk
+    /// order). Stops at the first other failure.
+    pub(crate) async fn stream_all(self, events: Vec<pb::Event>, chunk: usize) {
+        let mut pending: VecDeque<pb::StreamEventsRequest> = events
+            .chunks(chunk)
+            .enumerate()
+            .map(|(i, events)| pb::StreamEventsRequest {
+                parent: format!("tenants/{TENANT}"),
+                sequence: i as i64,
+                events: events.to_vec(),
+            })
+            .collect();
+        let mut instance = 0;
+        while !pending.is_empty() {
+            match self.stream_once(&mut pending, instance).await {
+                Ok(()) => {}
+                Err(status) if status.code() == Code::Unavailable || cut_by_connection(&status) => {
+                    let counter = if status.code() == Code::Unavailable {
+                        &self.ledger.retries
+                    } else {
+                        &self.ledger.cut
+                    };
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    instance = (instance + 1) % self.clients.len();
+                    tokio::time::sleep(RETRY_PAUSE).await;
+                }
+                Err(status) => {
+                    self.ledger.fail(format!(
+                        "stream on instance {instance}: {:?}: {}",
+                        status.code(),
+                        status.message()
+                    ));
+                    return;
+                }
+            }
+        }
+    }
+
+    /// One stream: sends the pending chunks and removes each one answered.
+    async fn stream_once(
+        &self,
+        pending: &mut VecDeque<pb::StreamEventsRequest>,
+        instance: usize,
+    ) -> Result<(), tonic::Status> {
+        let (feed, outbound) = tokio::sync::mpsc::channel(4);
+        let chunks: Vec<pb::StreamEventsRequest> = pending.iter().cloned().collect();
+        // The feeder stops when the stream is gone (the receiver dropped).
+        tokio::spawn(async move {
+            for chunk in chunks {
+                if feed.send(chunk).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let mut client = self.clients[instance].clone();
+        let mut answers = client
+            .stream_events(tokio_stream::wrappers::ReceiverStream::new(outbound))
+            .await?
+            .into_inner();
+        while let Some(answer) = tokio::time::timeout(CALL_GUARD, answers.message())
+            .await
+            .map_err(|_| tonic::Status::deadline_exceeded("no answer within the hang guard"))??
+        {
+            let expected = pending.front().map(|c| c.sequence);
+            if expected != Some(answer.sequence) {
+                return Err(tonic::Status::internal(format!(
+                    "answer for chunk {} while {expected:?} was next",
+                    answer.sequence
+                )));
+            }
+            pending.pop_front();
+            self.ledger.acknowledge(&answer.results);
+        }
+        if pending.is_empty() {
+            Ok(())
+        } else {
+            Err(tonic::Status::internal(format!(
+                "the stream ended with {} chunks unanswered",
+                pending.len()
+            )))
+        }
+    }
+
     /// Sends one batch, retrying; returns the instance that acknowledged it.
     async fn send_batch(&self, events: &[pb::Event], mut instance: usize) -> Result<usize, ()> {
         loop {
@@ -188,7 +275,7 @@ impl Sender {
                             .finished_across_signal
                             .fetch_add(1, Ordering::SeqCst);
                     }
-                    self.ledger.acknowledge(response.get_ref());
+                    self.ledger.acknowledge(&response.get_ref().results);
                     return Ok(instance);
                 }
                 Err(status) if status.code() == Code::Unavailable || cut_by_connection(&status) => {
@@ -237,6 +324,20 @@ pub(crate) fn spawn_senders(
     events
         .chunks(per_client)
         .map(|share| tokio::spawn(sender.clone().send_all(share.to_vec(), batch)))
+        .collect()
+}
+
+/// Like [`spawn_senders`], over `StreamEvents` with chunks of `chunk`.
+pub(crate) fn spawn_streams(
+    sender: &Sender,
+    events: Vec<pb::Event>,
+    clients: usize,
+    chunk: usize,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let per_client = events.len().div_ceil(clients);
+    events
+        .chunks(per_client)
+        .map(|share| tokio::spawn(sender.clone().stream_all(share.to_vec(), chunk)))
         .collect()
 }
 
