@@ -129,6 +129,7 @@ async fn postgres_restarted_under_50000_events_keeps_each_event_exactly_once() -
     }
     join(senders).await?;
 
+    assert_eq!(ledger.failures(), Vec::<String>::new(), "calls failed");
     for (mode, acknowledged) in &stopped_at {
         assert!(
             *acknowledged < events.len(),
