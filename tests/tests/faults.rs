@@ -16,8 +16,9 @@
 //!    streams, a further call is answered `RESOURCE_EXHAUSTED` with a retry
 //!    hint at once (it never reaches a handler), health still answers, the
 //!    shed counter moves, and calls pass again once a stream ends.
-//! 5. Limits: a request over `KPI_MAX_MESSAGE_BYTES` is `OUT_OF_RANGE`, a
-//!    batch over 5,000 events is `INVALID_ARGUMENT` naming `events`.
+//! 5. Limits: a request over `KPI_MAX_MESSAGE_BYTES` is `OUT_OF_RANGE` on
+//!    each of the three services, a batch over 5,000 events is
+//!    `INVALID_ARGUMENT` naming `events`.
 
 // Both modules are shared; each test binary uses a part of them.
 #[allow(dead_code)]
@@ -29,8 +30,12 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use kpi_proto::catalog::GetIndicatorRequest;
+use kpi_proto::catalog::catalog_service_client::CatalogServiceClient;
 use kpi_proto::ingestion as pb;
 use kpi_proto::ingestion::ingestion_service_client::IngestionServiceClient;
+use kpi_proto::scoring::GetScorecardRequest;
+use kpi_proto::scoring::scoring_service_client::ScoringServiceClient;
 use kpi_testkit::{DbKind, PgServer, StopMode, TestDb};
 use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -430,5 +435,41 @@ async fn oversize_messages_and_batches_get_clear_codes() -> anyhow::Result<()> {
         })
         .await?;
     server.stop().await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catalog_and_scoring_refuse_messages_over_their_limit() -> anyhow::Result<()> {
+    let limit = [("KPI_MAX_MESSAGE_BYTES", "4096".to_owned())];
+    let oversize = "x".repeat(8 * 1024);
+
+    let catalog = ServiceProcess::spawn(Binary::Catalog, None, &limit).await?;
+    let status = CatalogServiceClient::connect(catalog.url())
+        .await?
+        .get_indicator(GetIndicatorRequest {
+            name: oversize.clone(),
+            version: 0,
+        })
+        .await
+        .expect_err("over the catalog's limit");
+    assert_eq!(status.code(), Code::OutOfRange, "{status:?}");
+    assert!(status.message().contains("4096"), "{}", status.message());
+
+    // Nothing else needs to run: the codec refuses it before any handler.
+    let scoring = ServiceProcess::spawn(Binary::Scoring, None, &limit).await?;
+    let status = ScoringServiceClient::connect(scoring.url())
+        .await?
+        .get_scorecard(GetScorecardRequest {
+            parent: format!("tenants/{TENANT}"),
+            template: oversize,
+            ..Default::default()
+        })
+        .await
+        .expect_err("over the scoring limit");
+    assert_eq!(status.code(), Code::OutOfRange, "{status:?}");
+    assert!(status.message().contains("4096"), "{}", status.message());
+
+    catalog.stop().await?;
+    scoring.stop().await?;
     Ok(())
 }
