@@ -37,14 +37,7 @@ impl Calendars {
     /// `deadline` (`KPI_CALL_TIMEOUT_MS`) bounds each call and connection
     /// attempt.
     pub fn new(url: &str, deadline: Duration) -> Result<Self, tonic::transport::Error> {
-        let channel = kpi_runtime::client::connect(
-            url,
-            ClientOptions {
-                connect_timeout: deadline,
-                timeout: deadline,
-                ..ClientOptions::default()
-            },
-        )?;
+        let channel = kpi_runtime::client::connect(url, ClientOptions::with_deadline(deadline))?;
         Ok(Self {
             client: CatalogServiceClient::new(channel),
             deadline,

@@ -63,14 +63,7 @@ pub struct Clients {
 }
 
 fn lazy_channel(url: &str, deadline: Duration) -> Result<TracedChannel, tonic::transport::Error> {
-    kpi_runtime::client::connect(
-        url,
-        ClientOptions {
-            connect_timeout: deadline,
-            timeout: deadline,
-            ..ClientOptions::default()
-        },
-    )
+    kpi_runtime::client::connect(url, ClientOptions::with_deadline(deadline))
 }
 
 /// Maps a dependency's failure to what scoring's caller sees.
