@@ -139,9 +139,10 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 /// [`kpi_proto::FILE_DESCRIPTOR_SET`], until `shutdown` resolves.
 ///
 /// Then it flips every health entry to `NOT_SERVING` first, keeps serving
-/// for [`ServeOptions::shutdown_delay`], stops accepting connections, lets in-flight calls finish for up to
-/// [`ServeOptions::drain_timeout`], and returns `Ok(())` (with a warning if
-/// the drain timeout passed with calls still running).
+/// for [`ServeOptions::shutdown_delay`], stops accepting connections, lets
+/// in-flight calls finish for up to [`ServeOptions::drain_timeout`], and
+/// returns `Ok(())` (with a warning if the drain timeout passed with calls
+/// still running).
 ///
 /// Reflection lists exactly the services served here: `service_names`,
 /// health and both reflection services.
