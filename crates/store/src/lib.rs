@@ -96,3 +96,32 @@ impl From<StoreError> for tonic::Status {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use sea_orm::RuntimeErr;
+    use sea_orm::sqlx::Error as Sqlx;
+
+    use super::*;
+
+    fn query_err(err: Sqlx) -> StoreError {
+        StoreError::Database(DbErr::Query(RuntimeErr::SqlxError(Arc::new(err))))
+    }
+
+    #[test]
+    fn a_lost_connection_is_unavailable_a_bad_statement_is_not() {
+        let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+        assert!(query_err(Sqlx::Io(reset)).is_unavailable());
+        assert!(query_err(Sqlx::PoolClosed).is_unavailable());
+        assert!(query_err(Sqlx::Protocol("unexpected end of stream".into())).is_unavailable());
+        assert!(!query_err(Sqlx::RowNotFound).is_unavailable());
+        assert!(!query_err(Sqlx::ColumnNotFound("n".into())).is_unavailable());
+
+        let status = tonic::Status::from(query_err(Sqlx::PoolTimedOut));
+        assert_eq!(status.code(), tonic::Code::Unavailable);
+        let status = tonic::Status::from(query_err(Sqlx::RowNotFound));
+        assert_eq!(status.code(), tonic::Code::Internal);
+    }
+}
