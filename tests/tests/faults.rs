@@ -19,6 +19,10 @@
 //! 5. Limits: a request over `KPI_MAX_MESSAGE_BYTES` is `OUT_OF_RANGE` on
 //!    each of the three services, a batch over 5,000 events is
 //!    `INVALID_ARGUMENT` naming `events`.
+//! 6. Deadlines: with indicator-catalog hung (SIGSTOP), data-ingestion keeps
+//!    taking events and a read that needs a calendar fails with
+//!    `UNAVAILABLE` after `KPI_CALL_TIMEOUT_MS` instead of hanging; once the
+//!    catalog answers again, reads pass and every event is projected once.
 
 // Both modules are shared; each test binary uses a part of them.
 #[allow(dead_code)]
@@ -471,5 +475,71 @@ async fn catalog_and_scoring_refuse_messages_over_their_limit() -> anyhow::Resul
 
     catalog.stop().await?;
     scoring.stop().await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_catalog_costs_ingestion_reads_one_deadline_not_a_hang() -> anyhow::Result<()> {
+    let db = TestDb::new(DbKind::Postgres).await?;
+    let catalog = catalog().await?;
+    let ingestion = ingestion(
+        &db.url,
+        &catalog,
+        &[("KPI_CALL_TIMEOUT_MS", "300".to_owned())],
+    )
+    .await?;
+    // SIGSTOP: the catalog's socket still accepts connections, but nothing
+    // answers; only the call's deadline ends the wait.
+    catalog.signal("-STOP")?;
+
+    // Intake never needs the catalog.
+    let ledger = Arc::new(Ledger::default());
+    let events = tickets("hung", 10);
+    Sender::new(&[ingestion.url()], ledger.clone())?
+        .send_all(events.clone(), 10)
+        .await;
+    assert_eq!(ledger.acknowledged_count(), 10, "{:?}", ledger.failures());
+
+    // A read must project first, which needs the tenant's calendar.
+    let mut client = IngestionServiceClient::connect(ingestion.url()).await?;
+    let teams = || {
+        let mut request = tonic::Request::new(pb::ListTeamsRequest {
+            parent: format!("tenants/{TENANT}"),
+            ..Default::default()
+        });
+        request.set_timeout(WAIT_GUARD);
+        request
+    };
+    let status = client
+        .list_teams(teams())
+        .await
+        .expect_err("no calendar while the catalog hangs");
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    // The call's deadline (KPI_CALL_TIMEOUT_MS) ended it.
+    assert!(
+        status.message().contains("business calendar")
+            && status.message().contains("Timeout expired"),
+        "{}",
+        status.message()
+    );
+
+    println!("hung catalog: {}", status.message());
+    catalog.signal("-CONT")?;
+    let recovered = tokio::time::timeout(WAIT_GUARD, async {
+        loop {
+            match client.list_teams(teams()).await {
+                Ok(_) => return Ok(()),
+                Err(status) if status.code() == Code::Unavailable => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(status) => return Err(status),
+            }
+        }
+    })
+    .await?;
+    recovered?;
+    assert_exactly_once(&ledger, &events, &db.url).await?;
+    ingestion.stop().await?;
+    catalog.stop().await?;
     Ok(())
 }
