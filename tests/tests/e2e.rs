@@ -9,11 +9,14 @@
 //! - a collector that is down changes nothing for the callers;
 //! - [`auth`]: authentication, roles and tenant isolation, a table of
 //!   tenant and role against every RPC;
+//! - [`faults`]: limits, load shedding, PostgreSQL restarted under 50,000
+//!   events, SIGKILL and SIGTERM under load;
 //! - [`operator_cli`]: `kpictl` as a user drives it, import → scorecard →
 //!   explain → report;
 //! - [`tls`]: TLS and mTLS between the services and from kpictl.
 
 mod auth;
+mod faults;
 mod operator_cli;
 mod support;
 mod tls;

@@ -97,6 +97,12 @@ impl Listener {
         })
     }
 
+    /// The largest message the service may decode or encode
+    /// (`KPI_MAX_MESSAGE_BYTES`), for its generated server.
+    pub fn max_message_bytes(&self) -> usize {
+        self.options.max_message_bytes
+    }
+
     /// The address it listens on (useful with port 0).
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()

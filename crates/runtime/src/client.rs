@@ -75,6 +75,19 @@ impl Default for ClientOptions {
     }
 }
 
+impl ClientOptions {
+    /// The suite's options for calls to another service: `deadline`
+    /// (`KPI_CALL_TIMEOUT_MS`) bounds both each call and each connection
+    /// attempt.
+    pub fn with_deadline(deadline: Duration) -> Self {
+        Self {
+            connect_timeout: deadline,
+            timeout: deadline,
+            ..Self::default()
+        }
+    }
+}
+
 /// A traced channel to `url` (e.g. `KPI_CATALOG_URL`), connecting on first
 /// use and reconnecting after the server closes the connection. An
 /// `https://` URL is verified against the public webpki roots.

@@ -19,8 +19,11 @@
 //!   context injected into every call.
 //! - [`propagation`]: `traceparent` in gRPC metadata, both ways.
 //! - [`server`]: [`serve`] — health (`grpc.health.v1`), reflection v1 and
-//!   v1alpha, graceful shutdown with NOT_SERVING while draining and a drain
+//!   v1alpha, graceful shutdown with NOT_SERVING first (and
+//!   `KPI_SHUTDOWN_DELAY_MS` before the listener closes) and a drain
 //!   timeout; [`shutdown_signal`] for SIGTERM/SIGINT; [`bind`].
+//! - [`shed`]: load shedding: calls beyond `KPI_MAX_CONCURRENT_REQUESTS`
+//!   answered `RESOURCE_EXHAUSTED` at once; health never shed.
 //! - [`status`]: the one mapping to [`tonic::Status`], with
 //!   `google.rpc.BadRequest` field violations for bad input.
 //! - [`app`]: what every service binary shares: the `serve` / `migrate`
@@ -42,6 +45,7 @@ pub mod names;
 pub mod propagation;
 pub mod server;
 pub mod settings;
+pub mod shed;
 pub mod status;
 pub mod telemetry;
 pub mod tls;

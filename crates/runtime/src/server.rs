@@ -4,8 +4,16 @@
 //! v1alpha, from [`kpi_proto::FILE_DESCRIPTOR_SET`]) to the service's
 //! [`Routes`], serves them on an already-bound listener, and shuts down
 //! gracefully: when the shutdown future resolves, every health entry flips
-//! to `NOT_SERVING`, the listener is closed, and in-flight calls get up to
+//! to `NOT_SERVING`, [`ServeOptions::shutdown_delay`] passes (load balancers
+//! see `NOT_SERVING` and stop sending new calls while calls are still
+//! served), the listener is closed, and in-flight calls get up to
 //! [`ServeOptions::drain_timeout`] to finish.
+//!
+//! Limits: no more than [`ServeOptions::max_concurrent_requests`] calls run
+//! at once, further ones are shed with `RESOURCE_EXHAUSTED`
+//! ([`crate::shed`]); the message-size limit
+//! ([`ServeOptions::max_message_bytes`]) is set by each service on its
+//! generated server, since tonic enforces it in the codec.
 //!
 //! Every request runs in a `grpc.server` span joined to the caller's trace
 //! ([`crate::layers::server_span`]) and is counted with its final code and
@@ -43,7 +51,8 @@ use crate::aging::AgedConnection;
 use crate::auth::{AuthLayer, ServerAuth};
 use crate::layers::{GrpcMetricsLayer, server_span};
 use crate::metrics::RpcMetrics;
-use crate::settings::Settings;
+use crate::settings::{DEFAULT_MAX_CONCURRENT_REQUESTS, DEFAULT_MAX_MESSAGE_BYTES, Settings};
+use crate::shed::LoadShedLayer;
 use crate::tls::ServerTls;
 
 /// The health service's own gRPC name, advertised through reflection.
@@ -72,6 +81,14 @@ pub struct ServeOptions {
     /// How long calls on an aged-out connection may still run before it is
     /// closed.
     pub max_connection_age_grace: Duration,
+    /// How long health answers `NOT_SERVING` before the listener closes on
+    /// shutdown (calls are still served meanwhile).
+    pub shutdown_delay: Duration,
+    /// Calls served at once; further ones are shed with `RESOURCE_EXHAUSTED`.
+    pub max_concurrent_requests: usize,
+    /// The largest message a service decodes or encodes; each service hands
+    /// it to its generated server (`max_decoding_message_size`).
+    pub max_message_bytes: usize,
 }
 
 impl Default for ServeOptions {
@@ -80,6 +97,9 @@ impl Default for ServeOptions {
             drain_timeout: Duration::from_secs(20),
             max_connection_age: None,
             max_connection_age_grace: Duration::from_secs(30),
+            shutdown_delay: Duration::ZERO,
+            max_concurrent_requests: DEFAULT_MAX_CONCURRENT_REQUESTS,
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
         }
     }
 }
@@ -90,6 +110,9 @@ impl From<&Settings> for ServeOptions {
             drain_timeout: settings.drain_timeout,
             max_connection_age: settings.max_connection_age,
             max_connection_age_grace: settings.max_connection_age_grace,
+            shutdown_delay: settings.shutdown_delay,
+            max_concurrent_requests: settings.max_concurrent_requests,
+            max_message_bytes: settings.max_message_bytes,
         }
     }
 }
@@ -129,10 +152,11 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 /// `SERVING`) and server reflection v1 and v1alpha built from
 /// [`kpi_proto::FILE_DESCRIPTOR_SET`], until `shutdown` resolves.
 ///
-/// Then it flips every health entry to `NOT_SERVING` first, stops accepting
-/// connections, lets in-flight calls finish for up to
-/// [`ServeOptions::drain_timeout`], and returns `Ok(())` (with a warning if
-/// the drain timeout passed with calls still running).
+/// Then it flips every health entry to `NOT_SERVING` first, keeps serving
+/// for [`ServeOptions::shutdown_delay`], stops accepting connections, lets
+/// in-flight calls finish for up to [`ServeOptions::drain_timeout`], and
+/// returns `Ok(())` (with a warning if the drain timeout passed with calls
+/// still running).
 ///
 /// Reflection lists exactly the services served here: `service_names`,
 /// health and both reflection services.
@@ -193,10 +217,17 @@ pub async fn serve_with_tls(
 
     let (draining_tx, draining_rx) = oneshot::channel::<()>();
     let names = service_names.to_vec();
+    let shutdown_delay = options.shutdown_delay;
     let signal = async move {
         shutdown.await;
         info!(services = ?names, "draining");
         set_all(&reporter, &names, ServingStatus::NotServing).await;
+        if !shutdown_delay.is_zero() {
+            // Load balancers poll health: give them time to see NOT_SERVING
+            // and route new calls elsewhere while this one still answers.
+            tokio::time::sleep(shutdown_delay).await;
+        }
+        info!(services = ?names, "closing the listener");
         // The receiver only goes away once `serve` has returned.
         let _ = draining_tx.send(());
     };
@@ -222,6 +253,8 @@ pub async fn serve_with_tls(
     let server = builder
         .trace_fn(server_span)
         .layer(GrpcMetricsLayer::new(RpcMetrics::new()))
+        // Inside the metrics layer, so shed calls are counted with their code.
+        .layer(LoadShedLayer::new(options.max_concurrent_requests))
         .layer(AuthLayer::new(auth))
         .add_routes(routes)
         .serve_with_incoming_shutdown(incoming, signal);

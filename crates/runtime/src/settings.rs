@@ -81,6 +81,14 @@ pub const TLS_CLIENT_CERT_FILE_VAR: &str = "KPI_TLS_CLIENT_CERT_FILE";
 pub const TLS_CLIENT_KEY_FILE_VAR: &str = "KPI_TLS_CLIENT_KEY_FILE";
 /// The name peer certificates must carry (and the SNI), instead of the URL's host.
 pub const TLS_DOMAIN_NAME_VAR: &str = "KPI_TLS_DOMAIN_NAME";
+/// The largest gRPC message (request or response) a service decodes or
+/// encodes, in bytes; larger ones fail with `OUT_OF_RANGE`.
+pub const MAX_MESSAGE_BYTES_VAR: &str = "KPI_MAX_MESSAGE_BYTES";
+/// Calls served at once; beyond that, calls are shed with `RESOURCE_EXHAUSTED`.
+pub const MAX_CONCURRENT_REQUESTS_VAR: &str = "KPI_MAX_CONCURRENT_REQUESTS";
+/// Milliseconds between health turning `NOT_SERVING` and the listener closing
+/// on shutdown, so load balancers stop sending new calls first.
+pub const SHUTDOWN_DELAY_MS_VAR: &str = "KPI_SHUTDOWN_DELAY_MS";
 
 /// Every key accepted in the config file.
 const FILE_KEYS: &[&str] = &[
@@ -105,7 +113,15 @@ const FILE_KEYS: &[&str] = &[
     TLS_CLIENT_CERT_FILE_VAR,
     TLS_CLIENT_KEY_FILE_VAR,
     TLS_DOMAIN_NAME_VAR,
+    MAX_MESSAGE_BYTES_VAR,
+    MAX_CONCURRENT_REQUESTS_VAR,
+    SHUTDOWN_DELAY_MS_VAR,
 ];
+
+/// Default of `KPI_MAX_MESSAGE_BYTES`: a full ingestion batch with room to spare.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 32 * 1024 * 1024;
+/// Default of `KPI_MAX_CONCURRENT_REQUESTS`.
+pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 256;
 
 /// Which of the three services a process is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -215,6 +231,15 @@ pub struct Settings {
     pub client_tls: ClientTls,
     /// Authentication: credentials required by default (see [`crate::auth`]).
     pub auth: AuthSettings,
+    /// `KPI_MAX_MESSAGE_BYTES`, default 32 MiB (at least 1): the decoding
+    /// and encoding limit of every service.
+    pub max_message_bytes: usize,
+    /// `KPI_MAX_CONCURRENT_REQUESTS`, default 256 (at least 1): calls in
+    /// flight before further ones are shed with `RESOURCE_EXHAUSTED`.
+    pub max_concurrent_requests: usize,
+    /// `KPI_SHUTDOWN_DELAY_MS`, default 0: how long health answers
+    /// `NOT_SERVING` before the listener closes on shutdown.
+    pub shutdown_delay: Duration,
 }
 
 /// Why settings could not be loaded. Messages name the variable and the bad
@@ -278,6 +303,9 @@ impl Settings {
             server_tls: None,
             client_tls: ClientTls::default(),
             auth: AuthSettings::default(),
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            max_concurrent_requests: DEFAULT_MAX_CONCURRENT_REQUESTS,
+            shutdown_delay: Duration::ZERO,
         }
     }
 
@@ -420,6 +448,20 @@ impl Settings {
         settings.server_tls = load_server_tls(&get)?;
         settings.client_tls = load_client_tls(&get)?;
         settings.auth = AuthSettings::from_lookup(get)?;
+        if let Some(value) = get(MAX_MESSAGE_BYTES_VAR) {
+            settings.max_message_bytes = parse_count(MAX_MESSAGE_BYTES_VAR, value)?;
+        }
+        if let Some(value) = get(MAX_CONCURRENT_REQUESTS_VAR) {
+            settings.max_concurrent_requests = parse_count(MAX_CONCURRENT_REQUESTS_VAR, value)?;
+        }
+        if let Some(value) = get(SHUTDOWN_DELAY_MS_VAR) {
+            let ms: u64 = value.trim().parse().map_err(|_| SettingsError::Invalid {
+                key: SHUTDOWN_DELAY_MS_VAR,
+                value,
+                expected: "a whole number of milliseconds",
+            })?;
+            settings.shutdown_delay = Duration::from_millis(ms);
+        }
         Ok(settings)
     }
 }
@@ -449,6 +491,9 @@ impl fmt::Debug for Settings {
             .field("server_tls", &self.server_tls)
             .field("client_tls", &self.client_tls)
             .field("auth", &self.auth)
+            .field("max_message_bytes", &self.max_message_bytes)
+            .field("max_concurrent_requests", &self.max_concurrent_requests)
+            .field("shutdown_delay", &self.shutdown_delay)
             .finish()
     }
 }
@@ -531,6 +576,16 @@ fn parse_positive(key: &'static str, value: String) -> Result<u64, SettingsError
             expected: "a whole number of at least 1",
         }),
     }
+}
+
+/// A count (bytes, requests) of at least 1 that fits in `usize`.
+fn parse_count(key: &'static str, value: String) -> Result<usize, SettingsError> {
+    let n = parse_positive(key, value.clone())?;
+    usize::try_from(n).map_err(|_| SettingsError::Invalid {
+        key,
+        value,
+        expected: "a whole number of at least 1",
+    })
 }
 
 /// Returns `url` with any password replaced by `***`, safe to log.
@@ -728,6 +783,34 @@ mod tests {
         assert_eq!(
             parse_config_file("# ok\njunk").map(|_| ()),
             Err((2, "expected `KEY=value`".to_owned()))
+        );
+    }
+
+    #[test]
+    fn limits_and_shutdown_delay() {
+        let env = |key: &str| match key {
+            MAX_MESSAGE_BYTES_VAR => Some("1024".to_owned()),
+            MAX_CONCURRENT_REQUESTS_VAR => Some("3".to_owned()),
+            SHUTDOWN_DELAY_MS_VAR => Some("250".to_owned()),
+            _ => None,
+        };
+        let settings = Settings::from_lookup(ServiceKind::Ingestion, env).unwrap();
+        assert_eq!(settings.max_message_bytes, 1024);
+        assert_eq!(settings.max_concurrent_requests, 3);
+        assert_eq!(settings.shutdown_delay, Duration::from_millis(250));
+
+        let defaults = Settings::defaults(ServiceKind::Catalog);
+        assert_eq!(
+            defaults.max_concurrent_requests,
+            DEFAULT_MAX_CONCURRENT_REQUESTS
+        );
+        assert_eq!(defaults.shutdown_delay, Duration::ZERO);
+
+        let zero = |key: &str| (key == MAX_CONCURRENT_REQUESTS_VAR).then(|| "0".to_owned());
+        let err = Settings::from_lookup(ServiceKind::Scoring, zero).unwrap_err();
+        assert!(
+            err.to_string().contains(MAX_CONCURRENT_REQUESTS_VAR),
+            "{err}"
         );
     }
 }

@@ -37,12 +37,45 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    /// Whether the database is away (a retry later may succeed).
+    /// Whether the database is away (a retry later may succeed): no
+    /// connection could be had, the connection broke, or the server is
+    /// shutting down, restarting or refusing connections for now.
     pub fn is_unavailable(&self) -> bool {
-        matches!(
-            self,
-            StoreError::Database(DbErr::Conn(_) | DbErr::ConnectionAcquire(_))
-        )
+        match self {
+            StoreError::Database(DbErr::Conn(_) | DbErr::ConnectionAcquire(_)) => true,
+            StoreError::Database(DbErr::Exec(err) | DbErr::Query(err)) => lost_connection(err),
+            _ => false,
+        }
+    }
+}
+
+/// SQLSTATEs of a server going away: `57P01` admin shutdown (a fast
+/// `pg_ctl stop` or restart), `57P02` crash shutdown, `57P03` cannot
+/// connect now (starting up or shutting down).
+const SERVER_GOING_AWAY: [&str; 3] = ["57P01", "57P02", "57P03"];
+
+/// Whether a statement failed because its connection was lost rather than
+/// because of the statement: an I/O or TLS failure, a closed pool, a
+/// connection exception (SQLSTATE class `08`) or the server going away.
+/// Such a statement may be retried once the database is back; a
+/// transaction it was part of was rolled back (or, if the COMMIT itself was
+/// lost, may have committed: writes are idempotent for that reason).
+fn lost_connection(err: &sea_orm::RuntimeErr) -> bool {
+    use sea_orm::sqlx::Error as Sqlx;
+    let sea_orm::RuntimeErr::SqlxError(err) = err else {
+        return false;
+    };
+    match err.as_ref() {
+        Sqlx::Io(_)
+        | Sqlx::Tls(_)
+        | Sqlx::PoolTimedOut
+        | Sqlx::PoolClosed
+        | Sqlx::WorkerCrashed
+        | Sqlx::Protocol(_) => true,
+        Sqlx::Database(db) => db
+            .code()
+            .is_some_and(|code| code.starts_with("08") || SERVER_GOING_AWAY.contains(&&*code)),
+        _ => false,
     }
 }
 
@@ -61,5 +94,34 @@ impl From<StoreError> for tonic::Status {
             }
             _ => kpi_runtime::status::internal("storage", &e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use sea_orm::RuntimeErr;
+    use sea_orm::sqlx::Error as Sqlx;
+
+    use super::*;
+
+    fn query_err(err: Sqlx) -> StoreError {
+        StoreError::Database(DbErr::Query(RuntimeErr::SqlxError(Arc::new(err))))
+    }
+
+    #[test]
+    fn a_lost_connection_is_unavailable_a_bad_statement_is_not() {
+        let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+        assert!(query_err(Sqlx::Io(reset)).is_unavailable());
+        assert!(query_err(Sqlx::PoolClosed).is_unavailable());
+        assert!(query_err(Sqlx::Protocol("unexpected end of stream".into())).is_unavailable());
+        assert!(!query_err(Sqlx::RowNotFound).is_unavailable());
+        assert!(!query_err(Sqlx::ColumnNotFound("n".into())).is_unavailable());
+
+        let status = tonic::Status::from(query_err(Sqlx::PoolTimedOut));
+        assert_eq!(status.code(), tonic::Code::Unavailable);
+        let status = tonic::Status::from(query_err(Sqlx::RowNotFound));
+        assert_eq!(status.code(), tonic::Code::Internal);
     }
 }

@@ -8,10 +8,14 @@
 //! - [`RunningServer`]: a service spawned on a real socket, stopped on demand.
 //! - [`redis_server`]: the shared test Redis with unique key prefixes, and
 //!   [`RedisServer`], a private `redis-server` for fault tests.
+//! - [`pg_server`]: [`PgServer`], a private PostgreSQL cluster on a free
+//!   port for fault tests (stopped and started again under a service).
 #![forbid(unsafe_code)]
 
+pub mod pg_server;
 pub mod redis_server;
 
+pub use crate::pg_server::{PgServer, StopMode};
 pub use crate::redis_server::{RedisServer, shared_redis_url, unique_prefix};
 
 use std::future::Future;

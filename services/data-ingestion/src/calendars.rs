@@ -21,8 +21,6 @@ use tonic::{Code, Status};
 
 /// How long a calendar is trusted before it is asked for again.
 const FRESH_FOR: Duration = Duration::from_secs(60);
-/// The deadline of one call to the catalog.
-const DEADLINE: Duration = Duration::from_secs(3);
 
 /// A calendar and when it was fetched.
 type Cached = (Instant, Arc<BusinessCalendar>);
@@ -31,6 +29,7 @@ type Cached = (Instant, Arc<BusinessCalendar>);
 #[derive(Clone)]
 pub struct Calendars {
     client: CatalogServiceClient<TracedChannel>,
+    deadline: Duration,
     cache: Arc<Mutex<HashMap<String, Cached>>>,
 }
 
@@ -38,24 +37,25 @@ impl Calendars {
     /// Calendars from the catalog at `url` (connected lazily; calls carry
     /// the trace context, so the catalog's spans join the ingestion trace,
     /// and `bearer`, the service token; `tls` is used when `url` is
-    /// `https://`).
+    /// `https://`). `deadline` (`KPI_CALL_TIMEOUT_MS`) bounds each call and
+    /// connection attempt.
     pub fn new(
         url: &str,
+        deadline: Duration,
         tls: &ClientTls,
         bearer: Option<BearerToken>,
     ) -> Result<Self, tonic::transport::Error> {
         let channel = kpi_runtime::client::connect_with_tls(
             url,
             ClientOptions {
-                connect_timeout: DEADLINE,
-                timeout: DEADLINE,
                 bearer,
-                ..ClientOptions::default()
+                ..ClientOptions::with_deadline(deadline)
             },
             tls,
         )?;
         Ok(Self {
             client: CatalogServiceClient::new(channel),
+            deadline,
             cache: Arc::default(),
         })
     }
@@ -101,7 +101,7 @@ impl Calendars {
         let mut request = tonic::Request::new(GetCalendarRequest {
             name: format!("tenants/{tenant}/calendars/default"),
         });
-        request.set_timeout(DEADLINE);
+        request.set_timeout(self.deadline);
         match self.client.clone().get_calendar(request).await {
             Ok(response) => {
                 let pb = response.into_inner().calendar.unwrap_or_default();

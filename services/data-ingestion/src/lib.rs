@@ -27,15 +27,18 @@ use sea_orm_migration::MigratorTrait;
 
 pub use service::IngestionApi;
 
-/// Largest request accepted: a full batch of events with room to spare.
-const MAX_MESSAGE_BYTES: usize = 32 * 1024 * 1024;
-
 /// The gRPC service, each request's tenant checked against its caller,
 /// ready to be added to a server.
-pub fn grpc_service(api: IngestionApi) -> IngestionServiceServer<Guarded<IngestionApi>> {
+///
+/// `max_message_bytes` (`KPI_MAX_MESSAGE_BYTES`) bounds every request and
+/// response; a larger one fails with `OUT_OF_RANGE`.
+pub fn grpc_service(
+    api: IngestionApi,
+    max_message_bytes: usize,
+) -> IngestionServiceServer<Guarded<IngestionApi>> {
     IngestionServiceServer::new(Guarded::new(api))
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES)
+        .max_decoding_message_size(max_message_bytes)
+        .max_encoding_message_size(max_message_bytes)
 }
 
 /// Connects to the database and applies the ingestion migrations.
@@ -72,6 +75,7 @@ impl App {
         let db = open_database(settings).await?;
         let calendars = calendars::Calendars::new(
             &settings.catalog_url,
+            settings.call_timeout,
             &settings.client_tls,
             settings.auth.service_token.clone(),
         )
@@ -101,7 +105,8 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let projecting = self.api.projection().spawn();
-        let routes = tonic::service::Routes::new(grpc_service(self.api));
+        let max_message_bytes = self.listener.max_message_bytes();
+        let routes = tonic::service::Routes::new(grpc_service(self.api, max_message_bytes));
         let served = self.listener.serve(routes, shutdown).await;
         // Whatever is still pending is projected by the next start or a read.
         projecting.abort();

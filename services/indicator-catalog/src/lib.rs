@@ -21,15 +21,18 @@ use kpi_store::catalog::CatalogRepo;
 
 pub use service::CatalogApi;
 
-/// Largest request accepted: catalog imports carry whole documents.
-const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
-
 /// The gRPC service over a repository, each request's tenant checked
 /// against its caller, ready to be added to a server.
-pub fn grpc_service(repo: CatalogRepo) -> CatalogServiceServer<Guarded<CatalogApi>> {
+///
+/// `max_message_bytes` (`KPI_MAX_MESSAGE_BYTES`) bounds every request and
+/// response; a larger one fails with `OUT_OF_RANGE`.
+pub fn grpc_service(
+    repo: CatalogRepo,
+    max_message_bytes: usize,
+) -> CatalogServiceServer<Guarded<CatalogApi>> {
     CatalogServiceServer::new(Guarded::new(CatalogApi::new(repo)))
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES)
+        .max_decoding_message_size(max_message_bytes)
+        .max_encoding_message_size(max_message_bytes)
 }
 
 /// Connects to the database and applies the catalog's migrations.
@@ -77,7 +80,8 @@ impl App {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let routes = tonic::service::Routes::new(grpc_service(self.repo));
+        let max_message_bytes = self.listener.max_message_bytes();
+        let routes = tonic::service::Routes::new(grpc_service(self.repo, max_message_bytes));
         self.listener.serve(routes, shutdown).await?;
         Ok(())
     }

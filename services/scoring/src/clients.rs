@@ -73,10 +73,8 @@ fn lazy_channel(
     kpi_runtime::client::connect_with_tls(
         url,
         ClientOptions {
-            connect_timeout: deadline,
-            timeout: deadline,
             bearer,
-            ..ClientOptions::default()
+            ..ClientOptions::with_deadline(deadline)
         },
         tls,
     )

@@ -43,15 +43,18 @@ use kpi_runtime::{Listener, Settings};
 
 pub use service::ScoringApi;
 
-/// Largest message: a leaderboard page of 500 scorecards with room to spare.
-const MAX_MESSAGE_BYTES: usize = 32 * 1024 * 1024;
-
 /// The gRPC service, each request's tenant checked against its caller,
 /// ready to be added to a server.
-pub fn grpc_service(api: ScoringApi) -> ScoringServiceServer<Guarded<ScoringApi>> {
+///
+/// `max_message_bytes` (`KPI_MAX_MESSAGE_BYTES`) bounds every request and
+/// response; a larger one fails with `OUT_OF_RANGE`.
+pub fn grpc_service(
+    api: ScoringApi,
+    max_message_bytes: usize,
+) -> ScoringServiceServer<Guarded<ScoringApi>> {
     ScoringServiceServer::new(Guarded::new(api))
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES)
+        .max_decoding_message_size(max_message_bytes)
+        .max_encoding_message_size(max_message_bytes)
 }
 
 /// The cache configuration of these settings (key prefix `kpi:v1`).
@@ -123,7 +126,8 @@ impl App {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let routes = tonic::service::Routes::new(grpc_service(self.api));
+        let max_message_bytes = self.listener.max_message_bytes();
+        let routes = tonic::service::Routes::new(grpc_service(self.api, max_message_bytes));
         self.listener.serve(routes, shutdown).await?;
         Ok(())
     }

@@ -164,12 +164,12 @@ impl Binary {
 
 /// A service running as its own process, killed when dropped.
 pub(crate) struct ServiceProcess {
-    child: Child,
+    pub(crate) child: Child,
     /// Where it serves gRPC.
     pub(crate) addr: SocketAddr,
     /// Where it serves `GET /metrics`.
     pub(crate) metrics_addr: SocketAddr,
-    logs: Arc<Mutex<Vec<Json>>>,
+    pub(crate) logs: Arc<Mutex<Vec<Json>>>,
     _dir: tempfile::TempDir,
 }
 
