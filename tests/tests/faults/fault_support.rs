@@ -23,9 +23,9 @@ use anyhow::{Context as _, bail};
 use kpi_proto::ingestion as pb;
 use kpi_proto::ingestion::event::Payload;
 use kpi_proto::ingestion::ingestion_service_client::IngestionServiceClient;
+use kpi_runtime::client::{ClientOptions, TracedChannel};
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
 use tonic::Code;
-use tonic::transport::{Channel, Endpoint};
 
 use crate::support::ServiceProcess;
 
@@ -135,21 +135,30 @@ impl Ledger {
 
 /// A client of one or more data-ingestion instances that retries a batch
 /// on UNAVAILABLE, moving on to the next instance each time.
+///
+/// It calls through the suite's own channel ([`kpi_runtime::client`]), as
+/// the services call each other: a call whose connection fails before an
+/// answer (refused, reset, closed by a draining server) comes back as
+/// `UNAVAILABLE` there, not as tonic's `UNKNOWN` or `CANCELLED`.
 #[derive(Clone)]
 pub(crate) struct Sender {
-    clients: Vec<IngestionServiceClient<Channel>>,
+    clients: Vec<IngestionServiceClient<TracedChannel>>,
     ledger: Arc<Ledger>,
 }
 
 impl Sender {
     /// Lazily connecting clients of `urls`, recording into `ledger`.
     pub(crate) fn new(urls: &[String], ledger: Arc<Ledger>) -> anyhow::Result<Self> {
+        let options = ClientOptions {
+            connect_timeout: Duration::from_secs(5),
+            // A stream of tens of thousands of events may take minutes here.
+            timeout: Duration::from_secs(600),
+            ..ClientOptions::default()
+        };
         let clients = urls
             .iter()
             .map(|url| {
-                let channel = Endpoint::from_shared(url.clone())?
-                    .connect_timeout(Duration::from_secs(5))
-                    .connect_lazy();
+                let channel = kpi_runtime::client::connect(url, options.clone())?;
                 Ok(IngestionServiceClient::new(channel)
                     .max_encoding_message_size(64 * 1024 * 1024)
                     .max_decoding_message_size(64 * 1024 * 1024))

@@ -297,6 +297,11 @@ async fn sigterm_under_load_drains_and_retrying_clients_see_no_failure() -> anyh
             .contains("drain timeout")),
         "the drain timed out"
     );
+    assert_eq!(
+        ledger.cut.load(Ordering::SeqCst),
+        0,
+        "every failed call was UNAVAILABLE: retrying on UNAVAILABLE alone loses nothing"
+    );
     assert_exactly_once(&ledger, &events, &db.url).await?;
     println!(
         "sigterm: health {health:?}, {} calls finished across the signal, {} batches retried on UNAVAILABLE, {} cut and resent",
