@@ -117,19 +117,20 @@ pub fn connect_with_tls(
 }
 
 /// Turns a failure of the connection under a call into `UNAVAILABLE` with
-/// the cause in the message; any other error passes through for tonic to
-/// map.
+/// the cause in the message, whether it ends the call before its response
+/// headers or while its response body (a stream's messages) is read; any
+/// other error passes through for tonic to map.
 #[derive(Debug, Clone)]
 pub struct ConnectionStatus<S> {
     inner: S,
 }
 
-impl<S, B> Service<http::Request<B>> for ConnectionStatus<S>
+impl<S, B, R> Service<http::Request<B>> for ConnectionStatus<S>
 where
-    S: Service<http::Request<B>>,
+    S: Service<http::Request<B>, Response = http::Response<R>>,
     S::Error: Into<BoxError>,
 {
-    type Response = S::Response;
+    type Response = http::Response<ConnectionStatusBody<R>>;
     type Error = BoxError;
     type Future = ConnectionStatusFuture<S::Future>;
 
@@ -154,16 +155,56 @@ pin_project_lite::pin_project! {
     }
 }
 
-impl<F, T, E> Future for ConnectionStatusFuture<F>
+impl<F, R, E> Future for ConnectionStatusFuture<F>
 where
-    F: Future<Output = Result<T, E>>,
+    F: Future<Output = Result<http::Response<R>, E>>,
     E: Into<BoxError>,
 {
-    type Output = Result<T, BoxError>;
+    type Output = Result<http::Response<ConnectionStatusBody<R>>, BoxError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let result = ready!(self.project().inner.poll(cx));
-        Poll::Ready(result.map_err(|error| connection_status(error.into())))
+        Poll::Ready(
+            result
+                .map(|response| response.map(|inner| ConnectionStatusBody { inner }))
+                .map_err(|error| connection_status(error.into())),
+        )
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The response body of [`ConnectionStatus`]: the same frames, with a
+    /// connection failure while reading them as `UNAVAILABLE`.
+    pub struct ConnectionStatusBody<B> {
+        #[pin]
+        inner: B,
+    }
+}
+
+impl<B> http_body::Body for ConnectionStatusBody<B>
+where
+    B: http_body::Body,
+    B::Error: Into<BoxError>,
+{
+    type Data = B::Data;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        self.project()
+            .inner
+            .poll_frame(cx)
+            .map_err(|error| connection_status(error.into()))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }
 
@@ -179,9 +220,9 @@ fn connection_status(error: BoxError) -> BoxError {
 
 /// An I/O error anywhere in the chain (refused, reset, a TLS alert from the
 /// peer), a call dropped because its connection closed before it was sent
-/// (hyper's "canceled"), or an HTTP/2 connection error this side raised
-/// because the peer sent something that is not HTTP/2 (a TLS record, an
-/// HTTP/1 answer).
+/// (hyper's "canceled"), a connection going away (GOAWAY, from the peer or
+/// raised here because the peer sent something that is not HTTP/2: a TLS
+/// record, an HTTP/1 answer), or a stream the peer dropped unanswered.
 fn is_connection_failure(error: &(dyn StdError + 'static)) -> bool {
     let mut next = Some(error);
     while let Some(error) = next {
@@ -194,13 +235,25 @@ fn is_connection_failure(error: &(dyn StdError + 'static)) -> bool {
             return true;
         }
         if let Some(h2) = error.downcast_ref::<h2::Error>()
-            && (h2.is_io() || (h2.is_go_away() && h2.is_library()))
+            && (h2.is_io() || h2.is_go_away() || is_dropped_by_peer(h2))
         {
             return true;
         }
         next = error.source();
     }
     false
+}
+
+/// A stream the peer ended without an answer: refused (it will not be
+/// processed) or reset without an error code, as a server that is going
+/// away does with the calls it drops. A server's own answer, even an error,
+/// comes as gRPC trailers, never as a reset.
+fn is_dropped_by_peer(h2: &h2::Error) -> bool {
+    h2.is_remote()
+        && matches!(
+            h2.reason(),
+            Some(h2::Reason::NO_ERROR | h2::Reason::REFUSED_STREAM)
+        )
 }
 
 /// An error and its sources joined with `: `, without repeats (tonic's
