@@ -292,7 +292,7 @@ Exit codes:
 #[derive(Debug, Clone, Args)]
 pub struct ImportArgs {
     /// The tenant the events belong to, e.g. `acme`.
-    #[arg(long)]
+    #[arg(long, env = "KPI_TENANT")]
     pub tenant: String,
     /// The files' format; by default each file's extension decides
     /// (.csv → csv, .jsonl/.ndjson → jsonl).

@@ -35,7 +35,7 @@ const MAX_PERIODS: u32 = 36;
 #[derive(Debug, Clone, Args)]
 pub struct ReportArgs {
     /// The tenant, e.g. `demo`.
-    #[arg(long)]
+    #[arg(long, env = "KPI_TENANT")]
     pub tenant: String,
     /// The team whose agents are reported.
     #[arg(long, value_name = "TEAM_ID")]
