@@ -201,10 +201,11 @@ fn assert_descends(spans: &[CollectedSpan], span: &CollectedSpan, root: &Collect
     }
 }
 
-/// Ann's scorecard for October 2026, under the template that applies to her.
-fn ann_in_october() -> GetScorecardRequest {
+/// Ann's scorecard of `tenant` for October 2026, under the template that
+/// applies to her (shared by the modules below).
+fn ann_in_october(tenant: &str) -> GetScorecardRequest {
     GetScorecardRequest {
-        parent: "tenants/acme".to_owned(),
+        parent: format!("tenants/{tenant}"),
         subject: Some(Subject {
             kind: SubjectKind::Agent as i32,
             id: "ann".to_owned(),
@@ -249,7 +250,7 @@ async fn one_cache_missing_scorecard_is_one_trace_across_the_three_services() ->
     // The first request for this card misses the (in-process) cache.
     let card = ScoringServiceClient::connect(scoring.url())
         .await?
-        .get_scorecard(ann_in_october())
+        .get_scorecard(ann_in_october("acme"))
         .await?
         .into_inner();
     assert!(card.scorecard.is_some(), "{card:?}");
@@ -257,7 +258,7 @@ async fn one_cache_missing_scorecard_is_one_trace_across_the_three_services() ->
     // counts both the miss and the hit.
     let again = ScoringServiceClient::connect(scoring.url())
         .await?
-        .get_scorecard(ann_in_october())
+        .get_scorecard(ann_in_october("acme"))
         .await?
         .into_inner();
     assert_eq!(again.scorecard, card.scorecard);

@@ -24,17 +24,6 @@ pub const TOKEN_FILE: &str = "token";
 /// The key file in the data directory.
 pub const KEYS_FILE: &str = "api-keys";
 
-/// `--token` as a bearer token; `None` when not given.
-pub fn bearer(token: Option<&str>) -> Result<Option<BearerToken>, String> {
-    token
-        .filter(|t| !t.trim().is_empty())
-        .map(|t| {
-            BearerToken::new(t)
-                .map_err(|expected| format!("--token / KPI_TOKEN must be {expected}"))
-        })
-        .transpose()
-}
-
 /// The credentials of an embedded stack.
 #[derive(Debug, Clone)]
 pub struct LocalCredentials {

@@ -120,20 +120,25 @@ fn addresses(child: &mut Child) -> (Vec<(ServiceKind, String)>, BufReader<ChildS
     (found, stdout)
 }
 
-#[tokio::test]
-async fn up_serves_health_on_all_three_and_stops_on_sigterm() {
-    let data = tempfile::tempdir().expect("temp dir");
-    let mut child = kpictl()
+/// `kpictl up` on free ports with its data in `data`, stdout piped.
+fn spawn_up(data: &std::path::Path, stderr: Stdio) -> Child {
+    kpictl()
         .arg("up")
         .args(ANY_PORT)
         .arg("--data-dir")
-        .arg(data.path())
+        .arg(data)
         .args(["--log", "warn"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stderr(stderr)
         .spawn()
-        .expect("spawn kpictl up");
+        .expect("spawn kpictl up")
+}
+
+#[tokio::test]
+async fn up_serves_health_on_all_three_and_stops_on_sigterm() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let mut child = spawn_up(data.path(), Stdio::piped());
     let (listening, mut rest) = addresses(&mut child);
     assert_eq!(listening.len(), 3, "{listening:?}");
     for (kind, addr) in &listening {
@@ -179,8 +184,8 @@ async fn up_serves_health_on_all_three_and_stops_on_sigterm() {
     }
 }
 
-/// `kpictl up` never runs open: it writes an owner-only admin token of
-/// tenant `demo` into its data directory and its services require it.
+/// `kpictl up` never runs open: it writes an owner-only local admin token
+/// into its data directory and its services require it.
 #[tokio::test]
 async fn up_requires_its_generated_token() {
     use kpi_proto::catalog::ListIndicatorsRequest;
@@ -188,17 +193,7 @@ async fn up_requires_its_generated_token() {
     use std::os::unix::fs::PermissionsExt;
 
     let data = tempfile::tempdir().expect("temp dir");
-    let mut child = kpictl()
-        .arg("up")
-        .args(ANY_PORT)
-        .arg("--data-dir")
-        .arg(data.path())
-        .args(["--log", "warn"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn kpictl up");
+    let mut child = spawn_up(data.path(), Stdio::null());
     let (listening, _rest) = addresses(&mut child);
     let catalog = listening
         .iter()

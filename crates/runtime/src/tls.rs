@@ -235,11 +235,6 @@ impl ClientTls {
     pub fn config(&self) -> ClientTlsConfig {
         self.config.clone()
     }
-
-    /// Whether a client certificate is presented (for mTLS servers).
-    pub fn has_identity(&self) -> bool {
-        self.identity.is_some()
-    }
 }
 
 impl fmt::Debug for ClientTls {

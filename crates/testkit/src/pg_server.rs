@@ -102,11 +102,6 @@ impl PgServer {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
     }
 
-    /// Whether it was started and not stopped since.
-    pub fn is_running(&self) -> bool {
-        self.running
-    }
-
     /// Stops the server (`pg_ctl stop -m <mode> -w`).
     pub async fn stop(&mut self, mode: StopMode) -> anyhow::Result<()> {
         let data = self.data_dir();

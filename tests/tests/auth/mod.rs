@@ -19,7 +19,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use kpi_cache::{Cache, CacheConfig};
 use kpi_proto::catalog as cat;
 use kpi_proto::catalog::catalog_service_client::CatalogServiceClient;
-use kpi_proto::common as cpb;
 use kpi_proto::ingestion as ing;
 use kpi_proto::ingestion::event::Payload;
 use kpi_proto::ingestion::ingestion_service_client::IngestionServiceClient;
@@ -855,22 +854,6 @@ async fn ingest(s: &Stack, tenant: &str, events: Vec<ing::Event>) {
     assert_eq!(answer.rejected, 0, "{:?}", answer.results);
 }
 
-fn ann_in_october(tenant: &str) -> sc::GetScorecardRequest {
-    sc::GetScorecardRequest {
-        parent: parent(tenant),
-        subject: Some(cpb::Subject {
-            kind: cpb::SubjectKind::Agent as i32,
-            id: "ann".into(),
-        }),
-        period: Some(cpb::Period {
-            kind: cpb::PeriodKind::Month as i32,
-            date: "2026-10-01".into(),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
-
 async fn scorecard(
     client: &ScoringServiceClient<Channel>,
     tenant: &str,
@@ -878,7 +861,10 @@ async fn scorecard(
 ) -> Result<sc::Scorecard, Status> {
     client
         .clone()
-        .get_scorecard(with_token(ann_in_october(tenant), Some(&token(key_id))))
+        .get_scorecard(with_token(
+            crate::ann_in_october(tenant),
+            Some(&token(key_id)),
+        ))
         .await
         .map(|r| r.into_inner().scorecard.expect("a scorecard"))
 }

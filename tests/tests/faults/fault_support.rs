@@ -195,25 +195,13 @@ impl Sender {
             .collect();
         let mut instance = 0;
         while !pending.is_empty() {
-            match self.stream_once(&mut pending, instance).await {
-                Ok(()) => {}
-                Err(status) if status.code() == Code::Unavailable || cut_by_connection(&status) => {
-                    let counter = if status.code() == Code::Unavailable {
-                        &self.ledger.retries
-                    } else {
-                        &self.ledger.cut
-                    };
-                    counter.fetch_add(1, Ordering::SeqCst);
-                    instance = (instance + 1) % self.clients.len();
-                    tokio::time::sleep(RETRY_PAUSE).await;
-                }
-                Err(status) => {
-                    self.ledger.fail(format!(
-                        "stream on instance {instance}: {:?}: {}",
-                        status.code(),
-                        status.message()
-                    ));
-                    return;
+            if let Err(status) = self.stream_once(&mut pending, instance).await {
+                match self
+                    .retry_after(&status, "stream on instance", instance)
+                    .await
+                {
+                    Some(next) => instance = next,
+                    None => return,
                 }
             }
         }
@@ -287,26 +275,42 @@ impl Sender {
                     self.ledger.acknowledge(&response.get_ref().results);
                     return Ok(instance);
                 }
-                Err(status) if status.code() == Code::Unavailable || cut_by_connection(&status) => {
-                    let counter = if status.code() == Code::Unavailable {
-                        &self.ledger.retries
-                    } else {
-                        &self.ledger.cut
-                    };
-                    counter.fetch_add(1, Ordering::SeqCst);
-                    instance = (instance + 1) % self.clients.len();
-                    tokio::time::sleep(RETRY_PAUSE).await;
-                }
                 Err(status) => {
-                    self.ledger.fail(format!(
-                        "instance {instance}: {:?}: {}",
-                        status.code(),
-                        status.message()
-                    ));
-                    return Err(());
+                    instance = self
+                        .retry_after(&status, "instance", instance)
+                        .await
+                        .ok_or(())?;
                 }
             }
         }
+    }
+
+    /// After a call on `instance` failed with `status`: a failure worth
+    /// retrying (`UNAVAILABLE`, or a connection cut under the call) is
+    /// counted and, after a pause, the next instance to try is returned;
+    /// any other failure is recorded in the ledger (`what` says where) and
+    /// ends the sender (`None`).
+    async fn retry_after(
+        &self,
+        status: &tonic::Status,
+        what: &str,
+        instance: usize,
+    ) -> Option<usize> {
+        let counter = if status.code() == Code::Unavailable {
+            &self.ledger.retries
+        } else if cut_by_connection(status) {
+            &self.ledger.cut
+        } else {
+            self.ledger.fail(format!(
+                "{what} {instance}: {:?}: {}",
+                status.code(),
+                status.message()
+            ));
+            return None;
+        };
+        counter.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(RETRY_PAUSE).await;
+        Some((instance + 1) % self.clients.len())
     }
 }
 

@@ -177,7 +177,7 @@ async fn kpictl_imports_scores_explains_and_reports_as_a_user_would() {
     assert_close(&card["indicators"][0]["contribution"], 55.0);
     assert_close(&card["indicators"][1]["contribution"], 28.0);
 
-    let explained = up.json(&[
+    let explain_a2 = [
         "scorecard",
         "explain",
         "--tenant",
@@ -186,7 +186,8 @@ async fn kpictl_imports_scores_explains_and_reports_as_a_user_would() {
         "a2",
         "--period",
         "2026-10",
-    ]);
+    ];
+    let explained = up.json(&explain_a2);
     assert_close(&explained["total"], 26.5);
     assert!(
         explained["vetoes"][0]
@@ -194,16 +195,7 @@ async fn kpictl_imports_scores_explains_and_reports_as_a_user_would() {
             .is_some_and(|v| v.starts_with("qa_floor")),
         "{explained}"
     );
-    let text = up.run(&[
-        "scorecard",
-        "explain",
-        "--tenant",
-        t,
-        "--agent",
-        "a2",
-        "--period",
-        "2026-10",
-    ]);
+    let text = up.run(&explain_a2);
     assert!(text.status.success());
     assert!(String::from_utf8_lossy(&text.stdout).contains("veto: qa_floor"));
 

@@ -31,11 +31,8 @@ use anyhow::Context as _;
 use clap::Parser as _;
 use kpi_proto::catalog::catalog_service_client::CatalogServiceClient;
 use kpi_proto::catalog::{InstallStarterKitRequest, ListIndicatorsRequest};
-use kpi_proto::common::{Period, PeriodKind, Subject, SubjectKind};
 use kpi_proto::ingestion as pb;
-use kpi_proto::ingestion::event::Payload;
 use kpi_proto::ingestion::ingestion_service_client::IngestionServiceClient;
-use kpi_proto::scoring::GetScorecardRequest;
 use kpi_proto::scoring::scoring_service_client::ScoringServiceClient;
 use kpi_runtime::client::{ClientOptions, TracedChannel, connect_with_tls};
 use kpi_runtime::tls::{ClientTls, PemFile};
@@ -283,58 +280,9 @@ fn refused(result: Result<(), tonic::Status>, what: &str) -> tonic::Status {
 
 /// Ann of team ecom, and one created ticket.
 fn events() -> Vec<pb::Event> {
-    let at = |seconds| Some(prost_types::Timestamp { seconds, nanos: 0 });
-    vec![
-        pb::Event {
-            event_id: "r-team".to_owned(),
-            occurred_at: at(1_767_225_600), // 2026-01-01
-            payload: Some(Payload::Team(pb::TeamUpsert {
-                team_id: "ecom".to_owned(),
-                display_name: "E-commerce".to_owned(),
-                ..Default::default()
-            })),
-        },
-        pb::Event {
-            event_id: "r-ann".to_owned(),
-            occurred_at: at(1_767_225_600),
-            payload: Some(Payload::Agent(pb::AgentUpsert {
-                agent_id: "ann".to_owned(),
-                display_name: "Ann".to_owned(),
-                team_id: "ecom".to_owned(),
-                role: "tier1".to_owned(),
-                hired_on: "2024-03-01".to_owned(),
-                active: true,
-            })),
-        },
-        pb::Event {
-            event_id: "e-1".to_owned(),
-            occurred_at: at(1_791_190_800), // 2026-10-05T09:00:00Z
-            payload: Some(Payload::Ticket(pb::TicketEvent {
-                ticket_id: "T-1".to_owned(),
-                r#type: pb::TicketEventType::Created as i32,
-                channel: pb::Channel::Chat as i32,
-                category: "billing".to_owned(),
-                customer_id: "c1".to_owned(),
-                ..Default::default()
-            })),
-        },
-    ]
-}
-
-fn ann_in_october() -> GetScorecardRequest {
-    GetScorecardRequest {
-        parent: "tenants/acme".to_owned(),
-        subject: Some(Subject {
-            kind: SubjectKind::Agent as i32,
-            id: "ann".to_owned(),
-        }),
-        period: Some(Period {
-            kind: PeriodKind::Month as i32,
-            date: "2026-10-01".to_owned(),
-            end_date: String::new(),
-        }),
-        ..Default::default()
-    }
+    let mut events = crate::roster();
+    events.push(crate::ticket_created("e-1"));
+    events
 }
 
 /// Starts the stack with these variables, fills tenant acme through the
@@ -368,7 +316,7 @@ async fn scorecard_across_the_stack(
     // ingestion, which projects the events with the catalog's calendar:
     // every hop is https.
     let card = ScoringServiceClient::new(channel(&https(&stack.scoring), tls)?)
-        .get_scorecard(ann_in_october())
+        .get_scorecard(crate::ann_in_october("acme"))
         .await?
         .into_inner();
     let card = card.scorecard.context("no scorecard in the answer")?;
