@@ -14,6 +14,9 @@ use crate::key::CacheKey;
 use crate::memory::MemoryStore;
 use crate::redis_store::{Lookup, RedisStore, Stored};
 
+/// Values written to Redis per pipelined round trip by [`Cache::put_many`].
+const PIPELINE_BATCH: usize = 100;
+
 /// Counters since the cache was built, for metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CacheStats {
@@ -93,7 +96,18 @@ fn bump(counter: &AtomicU64) {
 
 enum Backend {
     Memory(MemoryStore),
-    Redis(Box<RedisStore>),
+    /// Redis, with an in-process tier in front of it when configured.
+    Redis(Box<RedisStore>, Option<MemoryStore>),
+}
+
+impl Backend {
+    /// The in-process store consulted before any I/O, if any.
+    fn in_process(&self) -> Option<&MemoryStore> {
+        match self {
+            Backend::Memory(memory) => Some(memory),
+            Backend::Redis(_, front) => front.as_ref(),
+        }
+    }
 }
 
 struct Inner {
@@ -135,14 +149,19 @@ impl Cache {
         if config.op_timeout.is_zero() {
             return Err(CacheError::InvalidConfig("op_timeout must be positive"));
         }
-        if config.memory_capacity == 0 {
+        if config.memory_capacity == 0 || config.memory_max_bytes == 0 {
             return Err(CacheError::InvalidConfig(
-                "memory_capacity must be positive",
+                "memory_capacity and memory_max_bytes must be positive",
             ));
         }
+        let memory =
+            || MemoryStore::new(config.memory_capacity, config.memory_max_bytes, config.ttl);
         let backend = match config.redis_url.as_deref() {
-            Some(url) => Backend::Redis(Box::new(RedisStore::new(url, &config)?)),
-            None => Backend::Memory(MemoryStore::new(config.memory_capacity, config.ttl)),
+            Some(url) => Backend::Redis(
+                Box::new(RedisStore::new(url, &config)?),
+                config.memory_in_front.then(memory),
+            ),
+            None => Backend::Memory(memory()),
         };
         Ok(Cache {
             inner: Arc::new(Inner {
@@ -158,7 +177,7 @@ impl Cache {
     pub fn backend(&self) -> &'static str {
         match self.inner.backend {
             Backend::Memory(_) => "memory",
-            Backend::Redis(_) => "redis",
+            Backend::Redis(..) => "redis",
         }
     }
 
@@ -198,7 +217,7 @@ impl Cache {
         let counters = &self.inner.counters;
 
         // In-process hits need no coalescing: they cost no I/O.
-        if let Backend::Memory(memory) = &self.inner.backend
+        if let Some(memory) = self.inner.backend.in_process()
             && let Some(value) = memory.get(&rendered)
         {
             counters.hit();
@@ -263,6 +282,33 @@ impl Cache {
             .await;
     }
 
+    /// Stores many values with the TTL, in pipelined batches to Redis (a
+    /// computation that produced many values at once, e.g. every agent's
+    /// scorecard of a board). A Redis failure is logged and otherwise ignored.
+    pub async fn put_many(&self, entries: Vec<(CacheKey, Vec<u8>)>) {
+        let rendered: Vec<(String, Arc<Vec<u8>>)> = entries
+            .into_iter()
+            .map(|(key, value)| (key.render(&self.inner.prefix), Arc::new(value)))
+            .collect();
+        if let Some(memory) = self.inner.backend.in_process() {
+            for (key, value) in &rendered {
+                memory.put(key, value.clone());
+            }
+        }
+        if let Backend::Redis(redis, _) = &self.inner.backend {
+            for batch in rendered.chunks(PIPELINE_BATCH) {
+                match redis.put_many(batch).await {
+                    Stored::Written => {}
+                    Stored::Skipped => return,
+                    Stored::Failed => {
+                        self.inner.counters.error();
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
     /// How many keys have a computation under way (for tests and metrics).
     pub fn in_flight(&self) -> usize {
         self.inner.flights.in_flight()
@@ -272,13 +318,9 @@ impl Cache {
         let counters = &self.inner.counters;
         let found = match &self.inner.backend {
             Backend::Memory(memory) => memory.get(rendered),
-            Backend::Redis(redis) => match redis.get(rendered).await {
-                Lookup::Hit(bytes) => Some(Arc::new(bytes)),
-                Lookup::Miss | Lookup::Skipped => None,
-                Lookup::Failed => {
-                    counters.error();
-                    None
-                }
+            Backend::Redis(redis, front) => match front.as_ref().and_then(|f| f.get(rendered)) {
+                Some(value) => Some(value),
+                None => self.redis_get(redis, front.as_ref(), rendered).await,
             },
         };
         if found.is_some() {
@@ -289,13 +331,38 @@ impl Cache {
         found
     }
 
+    /// A Redis lookup; a value found is kept in `front` too.
+    async fn redis_get(
+        &self,
+        redis: &RedisStore,
+        front: Option<&MemoryStore>,
+        rendered: &str,
+    ) -> Option<Arc<Vec<u8>>> {
+        match redis.get(rendered).await {
+            Lookup::Hit(bytes) => {
+                let value = Arc::new(bytes);
+                if let Some(front) = front {
+                    front.put(rendered, value.clone());
+                }
+                Some(value)
+            }
+            Lookup::Miss | Lookup::Skipped => None,
+            Lookup::Failed => {
+                self.inner.counters.error();
+                None
+            }
+        }
+    }
+
     async fn store(&self, rendered: &str, value: &Arc<Vec<u8>>) {
-        match &self.inner.backend {
-            Backend::Memory(memory) => memory.put(rendered, value.clone()),
-            Backend::Redis(redis) => match redis.put(rendered, value).await {
+        if let Some(memory) = self.inner.backend.in_process() {
+            memory.put(rendered, value.clone());
+        }
+        if let Backend::Redis(redis, _) = &self.inner.backend {
+            match redis.put(rendered, value).await {
                 Stored::Written | Stored::Skipped => {}
                 Stored::Failed => self.inner.counters.error(),
-            },
+            }
         }
     }
 }

@@ -12,7 +12,9 @@
 //! - `cache`: [`Cache`], the shared handle: [`Cache::get_or_compute`]
 //!   (cache-aside with single flight), [`Cache::get`], [`Cache::put`],
 //!   [`Cache::stats`] ([`CacheStats`]) and [`Cache::backend`].
-//! - `memory`: the bounded in-process backend (LRU eviction, TTL honoured).
+//! - `memory`: the in-process store, bounded in entries and bytes (LRU
+//!   eviction, TTL honoured): the whole cache without Redis, or, with
+//!   `memory_in_front`, a tier in front of Redis so a hit costs no I/O.
 //! - `redis_store`: the Redis backend: a lazily connected
 //!   `redis::aio::ConnectionManager` with few retries and short timeouts, every
 //!   operation bounded by `op_timeout`, and a circuit breaker that skips Redis

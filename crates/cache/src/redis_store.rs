@@ -7,8 +7,8 @@
 //! (a paused Redis costs at most that), and after a failure Redis is skipped
 //! for `breaker_cooldown` before it is tried again.
 
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use redis::AsyncCommands as _;
@@ -171,6 +171,31 @@ impl RedisStore {
             Err(failure) => {
                 self.on_failure("get", &failure);
                 Lookup::Failed
+            }
+        }
+    }
+
+    /// Stores many values with the TTL in one pipelined round trip.
+    pub(crate) async fn put_many(&self, entries: &[(String, Arc<Vec<u8>>)]) -> Stored {
+        if self.breaker_open() {
+            return Stored::Skipped;
+        }
+        let mut pipe = redis::pipe();
+        for (key, value) in entries {
+            pipe.pset_ex(key, value.as_slice(), self.ttl_ms).ignore();
+        }
+        let result = match self.manager() {
+            Ok(mut conn) => self.bounded(pipe.query_async::<()>(&mut conn)).await,
+            Err(failure) => Err(failure),
+        };
+        match result {
+            Ok(()) => {
+                self.on_success();
+                Stored::Written
+            }
+            Err(failure) => {
+                self.on_failure("set", &failure);
+                Stored::Failed
             }
         }
     }

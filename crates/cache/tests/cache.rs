@@ -543,3 +543,74 @@ async fn redis_garbage_computes_from_source() {
     assert_eq!(*value, source_value(&key));
     assert!(cache.stats().errors >= 1);
 }
+
+// ---------------------------------------------------------------------------
+// Values kept in process in front of Redis
+
+fn front_cache(server: &RedisServer, test: &str) -> Cache {
+    Cache::new(CacheConfig {
+        redis_url: Some(server.url()),
+        prefix: unique_prefix(test),
+        ttl: Duration::from_secs(60),
+        op_timeout: Duration::from_millis(250),
+        breaker_cooldown: Duration::from_millis(200),
+        memory_in_front: true,
+        ..CacheConfig::default()
+    })
+    .expect("redis cache with a memory front")
+}
+
+#[tokio::test]
+async fn front_serves_hits_without_redis_and_fills_from_redis() {
+    let mut server = RedisServer::start().await.expect("redis-server");
+    let writer = front_cache(&server, "front");
+    let reader = front_cache(&server, "front");
+    let key = scorecard_key("acme", "agent-1");
+    let runs = AtomicUsize::new(0);
+    fetch(&writer, &key, &runs).await.expect("computed");
+    // Another instance finds it in Redis and keeps it in process.
+    let found = fetch(&reader, &key, &runs).await.expect("from redis");
+    assert_eq!(*found, source_value(&key));
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+
+    // Flushed or stopped, Redis is not needed for what is held in process.
+    let () = server
+        .command(&redis::cmd("FLUSHALL"))
+        .await
+        .expect("redis command");
+    server.stop();
+    for cache in [&writer, &reader] {
+        let value = fetch(cache, &key, &runs).await.expect("held in process");
+        assert_eq!(*value, source_value(&key));
+    }
+    assert_eq!(runs.load(Ordering::SeqCst), 1, "nothing was recomputed");
+    assert_eq!(writer.stats().errors + reader.stats().errors, 0);
+
+    // A key not held anywhere is computed from source, Redis down or not.
+    let fresh = scorecard_key("acme", "agent-2");
+    let value = fetch(&reader, &fresh, &runs).await.expect("computed");
+    assert_eq!(*value, source_value(&fresh));
+    assert!(reader.stats().errors >= 1);
+}
+
+#[tokio::test]
+async fn put_many_reaches_redis_in_batches() {
+    let server = RedisServer::start().await.expect("redis-server");
+    let writer = redis_cache(&server, "put_many");
+    let reader = redis_cache(&server, "put_many");
+    let keys: Vec<CacheKey> = (0..250)
+        .map(|i| scorecard_key("acme", &format!("agent-{i}")))
+        .collect();
+    writer
+        .put_many(keys.iter().map(|k| (k.clone(), source_value(k))).collect())
+        .await;
+    for key in &keys {
+        assert_eq!(reader.get(key).await.as_deref(), Some(&source_value(key)));
+    }
+    let ttl: i64 = server
+        .command(redis::cmd("PTTL").arg(keys[249].render(&unique_prefix("put_many"))))
+        .await
+        .expect("redis command");
+    assert!(ttl > 0 && ttl <= 60_000, "pttl {ttl}");
+    assert_eq!(writer.stats().errors, 0);
+}

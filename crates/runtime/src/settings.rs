@@ -65,6 +65,9 @@ pub const MAX_CONNECTION_AGE_GRACE_SECS_VAR: &str = "KPI_MAX_CONNECTION_AGE_GRAC
 pub const OTLP_ENDPOINT_VAR: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
 /// Seconds a computed scorecard stays in the cache (scoring).
 pub const CACHE_TTL_SECS_VAR: &str = "KPI_CACHE_TTL_SECS";
+/// MiB of computed scorecards kept in process (scoring): the whole cache
+/// without Redis, the tier in front of Redis with it.
+pub const CACHE_MEMORY_MIB_VAR: &str = "KPI_CACHE_MEMORY_MIB";
 /// Milliseconds one call to another service may take (its deadline).
 pub const CALL_TIMEOUT_MS_VAR: &str = "KPI_CALL_TIMEOUT_MS";
 /// The gRPC listener's certificate chain (PEM); with the key, turns TLS on.
@@ -105,6 +108,7 @@ const FILE_KEYS: &[&str] = &[
     MAX_CONNECTION_AGE_SECS_VAR,
     MAX_CONNECTION_AGE_GRACE_SECS_VAR,
     CACHE_TTL_SECS_VAR,
+    CACHE_MEMORY_MIB_VAR,
     CALL_TIMEOUT_MS_VAR,
     TLS_CERT_FILE_VAR,
     TLS_KEY_FILE_VAR,
@@ -218,6 +222,9 @@ pub struct Settings {
     pub otlp_endpoint: Option<String>,
     /// `KPI_CACHE_TTL_SECS`, default 300 seconds (at least 1).
     pub cache_ttl: Duration,
+    /// `KPI_CACHE_MEMORY_MIB`, default 256 (at least 1): the bound of the
+    /// in-process cache, in bytes.
+    pub cache_memory_bytes: usize,
     /// `KPI_CALL_TIMEOUT_MS`, default 5,000 ms (at least 1): the deadline of
     /// every call to another service.
     pub call_timeout: Duration,
@@ -299,6 +306,7 @@ impl Settings {
             max_connection_age_grace: Duration::from_secs(30),
             otlp_endpoint: None,
             cache_ttl: Duration::from_secs(300),
+            cache_memory_bytes: 256 << 20,
             call_timeout: Duration::from_millis(5_000),
             server_tls: None,
             client_tls: ClientTls::default(),
@@ -441,6 +449,11 @@ impl Settings {
         if let Some(value) = get(CACHE_TTL_SECS_VAR) {
             settings.cache_ttl = Duration::from_secs(parse_positive(CACHE_TTL_SECS_VAR, value)?);
         }
+        if let Some(value) = get(CACHE_MEMORY_MIB_VAR) {
+            let mib = parse_positive(CACHE_MEMORY_MIB_VAR, value)?;
+            settings.cache_memory_bytes =
+                usize::try_from(mib.saturating_mul(1 << 20)).unwrap_or(usize::MAX);
+        }
         if let Some(value) = get(CALL_TIMEOUT_MS_VAR) {
             settings.call_timeout =
                 Duration::from_millis(parse_positive(CALL_TIMEOUT_MS_VAR, value)?);
@@ -487,6 +500,7 @@ impl fmt::Debug for Settings {
                 &self.otlp_endpoint.as_deref().map(redact_url),
             )
             .field("cache_ttl", &self.cache_ttl)
+            .field("cache_memory_bytes", &self.cache_memory_bytes)
             .field("call_timeout", &self.call_timeout)
             .field("server_tls", &self.server_tls)
             .field("client_tls", &self.client_tls)

@@ -531,6 +531,15 @@ impl CatalogService for CatalogApi {
         }))
     }
 
+    async fn get_catalog_revision(
+        &self,
+        request: Request<pb::GetCatalogRevisionRequest>,
+    ) -> Result<Response<pb::GetCatalogRevisionResponse>, Status> {
+        let tenant = names::parse_parent("parent", &request.into_inner().parent)?;
+        let revision = self.repo.revision(&tenant).await.map_err(Status::from)?;
+        Ok(Response::new(pb::GetCatalogRevisionResponse { revision }))
+    }
+
     async fn upsert_calendar(
         &self,
         request: Request<pb::UpsertCalendarRequest>,

@@ -166,6 +166,21 @@ impl Clients {
         }
     }
 
+    /// The tenant's catalog revision: part of every answer's cache key.
+    pub async fn catalog_revision(&self, tenant: &str) -> Result<i64, Status> {
+        let request = self.request(cat::GetCatalogRevisionRequest {
+            parent: format!("tenants/{tenant}"),
+        });
+        Ok(self
+            .catalog
+            .clone()
+            .get_catalog_revision(request)
+            .await
+            .map_err(catalog_error)?
+            .into_inner()
+            .revision)
+    }
+
     /// The template version for a subject: `template` (empty: the applicable
     /// one for role, team and cohort), `version` (0: effective on `date`).
     pub async fn resolve(

@@ -8,9 +8,14 @@
 //! tenant, the period and time zone, the template version and the tenant's
 //! data version. Each agent's scorecard is cached on its own under a key with
 //! the same parts plus the agent, so a cached read costs one small value.
-//! Before any cache lookup the template is resolved and the data version read
-//! afresh, so a catalog activation or an ingest is never answered from an
-//! old entry.
+//!
+//! In front of those, a whole answer (a GetScorecard's scorecard, a
+//! ListScorecards' leaderboard) is cached under the request and the tenant's
+//! catalog revision and data version ([`Engine::answer`]), read fresh for
+//! every request but shared between concurrent ones ([`FreshVersions`]).
+//! A cached answer costs that shared read and one cache lookup; a catalog
+//! activation or an ingest acknowledged before the request changes a
+//! version, so it is never answered from an old entry.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -33,6 +38,7 @@ use tonic::Status;
 use crate::clients::{Clients, DataStamp, Resolved};
 use crate::convert;
 use crate::values::{self, Side, Values, ValuesQuery};
+use crate::versions::FreshVersions;
 
 /// Most fact ids named per fired veto.
 const VETO_FACTS_MAX: usize = 50;
@@ -82,14 +88,13 @@ impl Scope {
 
     /// Cache-key parts naming the period: kind and bounds, time zone.
     fn key_parts(&self) -> [String; 2] {
-        [
-            format!(
-                "{:?}:{}..{}",
-                self.period.kind, self.period.start, self.period.end
-            ),
-            self.tz.name().to_string(),
-        ]
+        [period_part(&self.period), self.tz.name().to_string()]
     }
+}
+
+/// The cache-key part naming a period in local dates: kind and bounds.
+fn period_part(period: &Period) -> String {
+    format!("{:?}:{}..{}", period.kind, period.start, period.end)
 }
 
 /// Whether a board is for the template that applies to each agent, or for a
@@ -109,6 +114,8 @@ pub struct Engine {
     pub clients: Clients,
     /// Computed scorecards.
     pub cache: Cache,
+    /// The tenants' versions, read fresh per request, shared between requests.
+    versions: FreshVersions,
 }
 
 fn cache_key(scope: &Scope, kind: &'static str, head: &str, rest: &[String]) -> CacheKey {
@@ -119,6 +126,16 @@ fn cache_key(scope: &Scope, kind: &'static str, head: &str, rest: &[String]) -> 
     CacheKey::new(scope.tenant.clone(), kind, parts)
 }
 
+/// The key of an agent's scorecard on a board.
+fn agent_key(scope: &Scope, agent_id: &str, selection: Selection, resolved: &Resolved) -> CacheKey {
+    cache_key(
+        scope,
+        "scorecard",
+        &format!("agent:{agent_id}"),
+        &[format!("{selection:?}"), template_part(resolved)],
+    )
+}
+
 fn template_part(resolved: &Resolved) -> String {
     format!("{}@{}", resolved.key, resolved.version)
 }
@@ -127,6 +144,26 @@ fn decode<M: Message + Default>(bytes: &[u8]) -> Result<M, Status> {
     M::decode(bytes).map_err(|e| {
         tracing::warn!(error = %e, "a cached value did not decode");
         Status::internal("a cached value did not decode")
+    })
+}
+
+/// A scope from the tenant's calendar and a data version.
+fn scope_of(
+    tenant: &str,
+    period: Period,
+    calendar: BusinessCalendar,
+    stamp: DataStamp,
+) -> Result<Scope, Status> {
+    let tz = calendar.tz().map_err(|v| {
+        tracing::error!(tenant, violations = ?v, "the tenant's calendar has a bad time zone");
+        Status::internal("the tenant's calendar has a bad time zone")
+    })?;
+    Ok(Scope {
+        tenant: tenant.to_string(),
+        period,
+        tz,
+        calendar,
+        stamp,
     })
 }
 
@@ -142,24 +179,58 @@ fn combo(agent: &ing::Agent) -> Combo {
 }
 
 impl Engine {
+    /// The engine over the other services and a cache.
+    pub fn new(clients: Clients, cache: Cache) -> Self {
+        let versions = FreshVersions::new(clients.clone());
+        Self {
+            clients,
+            cache,
+            versions,
+        }
+    }
+
+    /// An answer cached under `kind`, the request's `parts` and period, and
+    /// the tenant's versions read fresh; computed by `compute` in a scope at
+    /// that data version when absent. A hit costs nothing but the shared
+    /// read of the versions and one lookup. The time zone is not in the key:
+    /// it is the calendar's, which the catalog revision covers.
+    pub async fn answer<M, F, Fut>(
+        &self,
+        tenant: &str,
+        period: Period,
+        (kind, parts): (&'static str, &[String]),
+        compute: F,
+    ) -> Result<M, Status>
+    where
+        M: Message + Default,
+        F: FnOnce(Scope) -> Fut,
+        Fut: Future<Output = Result<M, Status>>,
+    {
+        let versions = self.versions.get(tenant).await?;
+        let mut key_parts = parts.to_vec();
+        key_parts.extend([
+            period_part(&period),
+            format!("c{}", versions.catalog),
+            format!("d{}", versions.data.version),
+        ]);
+        let key = CacheKey::new(tenant.to_string(), kind, key_parts);
+        let bytes = self
+            .cache
+            .get_or_compute(&key, || async {
+                let calendar = self.clients.calendar(tenant).await?;
+                let scope = scope_of(tenant, period, calendar, versions.data)?;
+                Ok::<_, Status>(compute(scope).await?.encode_to_vec())
+            })
+            .await?;
+        decode(&bytes)
+    }
+
     /// The scope of a request: the tenant's calendar (time zone, working
-    /// days) and data version, read concurrently.
+    /// days) and fresh data version, read concurrently.
     pub async fn scope(&self, tenant: &str, period: Period) -> Result<Scope, Status> {
-        let (calendar, stamp) = tokio::try_join!(
-            self.clients.calendar(tenant),
-            self.clients.data_version(tenant)
-        )?;
-        let tz = calendar.tz().map_err(|v| {
-            tracing::error!(tenant, violations = ?v, "the tenant's calendar has a bad time zone");
-            Status::internal("the tenant's calendar has a bad time zone")
-        })?;
-        Ok(Scope {
-            tenant: tenant.to_string(),
-            period,
-            tz,
-            calendar,
-            stamp,
-        })
+        let (calendar, versions) =
+            tokio::try_join!(self.clients.calendar(tenant), self.versions.get(tenant))?;
+        scope_of(tenant, period, calendar, versions.data)
     }
 
     /// One agent, as of the scope's roster instant; NOT_FOUND if unknown.
@@ -219,12 +290,7 @@ impl Engine {
         } else {
             Selection::Named
         };
-        let key = cache_key(
-            scope,
-            "scorecard",
-            &format!("agent:{agent_id}"),
-            &[format!("{selection:?}"), template_part(&resolved)],
-        );
+        let key = agent_key(scope, agent_id, selection, &resolved);
         let bytes = self
             .cache
             .get_or_compute(&key, || async {
@@ -263,10 +329,34 @@ impl Engine {
                     None => self.members(scope, resolved, selection).await?,
                 };
                 let board = self.compute_board(scope, resolved, members).await?;
+                self.keep_each_card(scope, resolved, selection, &board)
+                    .await;
                 Ok::<_, Status>(board.encode_to_vec())
             })
             .await?;
         decode(&bytes)
+    }
+
+    /// Caches every card of a freshly computed board under its agent's key,
+    /// so each agent's first read after a computation is a hit rather than a
+    /// decode of the whole board.
+    async fn keep_each_card(
+        &self,
+        scope: &Scope,
+        resolved: &Resolved,
+        selection: Selection,
+        board: &pb::ListScorecardsResponse,
+    ) {
+        let cards = board
+            .scorecards
+            .iter()
+            .filter_map(|card| {
+                let agent = card.subject.as_ref()?;
+                let key = agent_key(scope, &agent.id, selection, resolved);
+                Some((key, card.encode_to_vec()))
+            })
+            .collect();
+        self.cache.put_many(cards).await;
     }
 
     /// The agents of a board: everyone on the roster for a named template,

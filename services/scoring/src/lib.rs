@@ -11,6 +11,9 @@
 //! - [`engine`]: scopes (period, time zone, data version), boards (every
 //!   agent under one template version, ranked), agent and team scorecards,
 //!   the cache keys, the facts behind vetoes.
+//! - [`versions`]: the tenant's catalog revision and data version, read
+//!   fresh per request and shared between concurrent requests (the key of
+//!   a cached answer).
 //! - [`values`]: indicator values for many subjects from one QueryMeasures
 //!   round (the SQL runs in data-ingestion), derived indicators last.
 //! - [`alerts`]: alert rules on indicator series.
@@ -32,6 +35,7 @@ pub mod request;
 pub mod service;
 pub mod simulate;
 pub mod values;
+pub mod versions;
 
 use std::net::SocketAddr;
 
@@ -57,11 +61,15 @@ pub fn grpc_service(
         .max_encoding_message_size(max_message_bytes)
 }
 
-/// The cache configuration of these settings (key prefix `kpi:v1`).
+/// The cache configuration of these settings (key prefix `kpi:v1`). With
+/// Redis, values are kept in process in front of it too: every key names
+/// the versions its value was computed from, so a local copy is never stale.
 pub fn cache_config(settings: &Settings) -> CacheConfig {
     CacheConfig {
         redis_url: settings.redis_url.clone(),
         ttl: settings.cache_ttl,
+        memory_max_bytes: settings.cache_memory_bytes,
+        memory_in_front: true,
         ..CacheConfig::default()
     }
 }
@@ -89,10 +97,7 @@ impl App {
         let listener = Listener::bind(settings)
             .await
             .context("cannot start serving")?;
-        let engine = engine::Engine {
-            clients,
-            cache: cache.clone(),
-        };
+        let engine = engine::Engine::new(clients, cache.clone());
         Ok(App {
             listener,
             api: ScoringApi::new(engine),

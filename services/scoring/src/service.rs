@@ -55,24 +55,44 @@ fn scorecard_args(
 impl ScoringApi {
     async fn scorecard(
         &self,
-        args: ScorecardArgs,
+        args: &ScorecardArgs,
         template: &str,
         version: u32,
     ) -> Result<(pb::Scorecard, Scope, crate::clients::Resolved), Status> {
-        let scope = self.engine.scope(&args.tenant, args.period).await?;
-        let (card, resolved) = match &args.subject {
+        let scope = self.engine.scope(&args.tenant, args.period.clone()).await?;
+        let (card, resolved) = self
+            .scorecard_in(&scope, &args.subject, template, version)
+            .await?;
+        Ok((card, scope, resolved))
+    }
+
+    async fn scorecard_in(
+        &self,
+        scope: &Scope,
+        subject: &SubjectRef,
+        template: &str,
+        version: u32,
+    ) -> Result<(pb::Scorecard, crate::clients::Resolved), Status> {
+        match subject {
             SubjectRef::Agent(id) => {
                 self.engine
-                    .agent_scorecard(&scope, id, template, version)
-                    .await?
+                    .agent_scorecard(scope, id, template, version)
+                    .await
             }
             SubjectRef::Team(id) => {
                 self.engine
-                    .team_scorecard(&scope, id, template, version)
-                    .await?
+                    .team_scorecard(scope, id, template, version)
+                    .await
             }
-        };
-        Ok((card, scope, resolved))
+        }
+    }
+}
+
+/// The cache-key parts of a subject.
+fn subject_part(subject: &SubjectRef) -> String {
+    match subject {
+        SubjectRef::Agent(id) => format!("agent:{id}"),
+        SubjectRef::Team(id) => format!("team:{id}"),
     }
 }
 
@@ -97,7 +117,26 @@ impl ScoringService for ScoringApi {
         }
         c.finish()?;
         let args = args.ok_or_else(incomplete)?;
-        let (scorecard, _, _) = self.scorecard(args, &req.template, version).await?;
+        let parts = [
+            subject_part(&args.subject),
+            req.template.clone(),
+            version.to_string(),
+        ];
+        let (subject, template) = (&args.subject, req.template.as_str());
+        let scorecard = self
+            .engine
+            .answer(
+                &args.tenant,
+                args.period.clone(),
+                ("answer:scorecard", &parts),
+                |scope| async move {
+                    let (card, _) = self
+                        .scorecard_in(&scope, subject, template, version)
+                        .await?;
+                    Ok(card)
+                },
+            )
+            .await?;
         Ok(Response::new(pb::GetScorecardResponse {
             scorecard: Some(scorecard),
         }))
@@ -118,11 +157,24 @@ impl ScoringService for ScoringApi {
         let (Some(tenant), Some(period), Some((size, offset))) = (tenant, period, page) else {
             return Err(incomplete());
         };
-        let scope = self.engine.scope(&tenant, period).await?;
-        let cards = self
+        let parts = [req.team_id.clone(), req.template.clone()];
+        let (team, template) = (req.team_id.as_str(), req.template.as_str());
+        let board: pb::ListScorecardsResponse = self
             .engine
-            .leaderboard(&scope, &req.team_id, &req.template)
+            .answer(
+                &tenant,
+                period,
+                ("answer:leaderboard", &parts),
+                |scope| async move {
+                    let scorecards = self.engine.leaderboard(&scope, team, template).await?;
+                    Ok(pb::ListScorecardsResponse {
+                        scorecards,
+                        ..Default::default()
+                    })
+                },
+            )
             .await?;
+        let cards = board.scorecards;
         let total_size = i32::try_from(cards.len()).unwrap_or(i32::MAX);
         let (scorecards, next_page_token) = paginate(cards, size, offset);
         Ok(Response::new(pb::ListScorecardsResponse {
@@ -152,7 +204,7 @@ impl ScoringService for ScoringApi {
             SubjectRef::Agent(id) => (cpb::SubjectKind::Agent, id.clone()),
             SubjectRef::Team(id) => (cpb::SubjectKind::Team, id.clone()),
         };
-        let (scorecard, scope, resolved) = self.scorecard(args, &req.template, 0).await?;
+        let (scorecard, scope, resolved) = self.scorecard(&args, &req.template, 0).await?;
         let mut explanations = Vec::with_capacity(scorecard.indicators.len());
         for line in &scorecard.indicators {
             let Some((_, def)) = resolved.indicators.get(&line.indicator) else {

@@ -80,6 +80,7 @@ const EXPECTED: &[(&str, &str, &[Role])] = &[
     ("kpi.catalog.v1.CatalogService", "ActivateTemplate", &[A]),
     ("kpi.catalog.v1.CatalogService", "RetireTemplate", &[A]),
     ("kpi.catalog.v1.CatalogService", "ResolveTemplate", ANY),
+    ("kpi.catalog.v1.CatalogService", "GetCatalogRevision", ANY),
     ("kpi.catalog.v1.CatalogService", "UpsertCalendar", &[A]),
     ("kpi.catalog.v1.CatalogService", "GetCalendar", ANY),
     ("kpi.catalog.v1.CatalogService", "ListCalendars", ANY),
@@ -349,6 +350,9 @@ async fn call(s: &Stack, method: &str, tenant: &str, token: Option<&str>) -> Res
             parent: p,
             ..Default::default()
         })),
+        "GetCatalogRevision" => {
+            unary!(c.get_catalog_revision(cat::GetCatalogRevisionRequest { parent: p }))
+        }
         "UpsertCalendar" => unary!(c.upsert_calendar(cat::UpsertCalendarRequest {
             parent: p,
             ..Default::default()

@@ -52,6 +52,7 @@ pub const ACCESS: &[(&str, &str, &[Role])] = &[
     (CATALOG, "ActivateTemplate", ADMIN),
     (CATALOG, "RetireTemplate", ADMIN),
     (CATALOG, "ResolveTemplate", ANY),
+    (CATALOG, "GetCatalogRevision", ANY),
     (CATALOG, "UpsertCalendar", ADMIN),
     (CATALOG, "GetCalendar", ANY),
     (CATALOG, "ListCalendars", ANY),

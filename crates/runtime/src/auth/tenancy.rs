@@ -120,6 +120,7 @@ guarded_service! {
         activate_template(cat::ActivateTemplateRequest) -> cat::ActivateTemplateResponse: |r| Some(("name", &r.name));
         retire_template(cat::RetireTemplateRequest) -> cat::RetireTemplateResponse: |r| Some(("name", &r.name));
         resolve_template(cat::ResolveTemplateRequest) -> cat::ResolveTemplateResponse: |r| Some(("parent", &r.parent));
+        get_catalog_revision(cat::GetCatalogRevisionRequest) -> cat::GetCatalogRevisionResponse: |r| Some(("parent", &r.parent));
         upsert_calendar(cat::UpsertCalendarRequest) -> cat::UpsertCalendarResponse: |r| Some(("parent", &r.parent));
         get_calendar(cat::GetCalendarRequest) -> cat::GetCalendarResponse: |r| Some(("name", &r.name));
         list_calendars(cat::ListCalendarsRequest) -> cat::ListCalendarsResponse: |r| Some(("parent", &r.parent));

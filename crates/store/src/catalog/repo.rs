@@ -66,6 +66,15 @@ impl CatalogRepo {
         self.db.ping().await.map_err(StoreError::from)
     }
 
+    /// The tenant's revision: 0 before its first write, then one more with
+    /// every committed write.
+    pub async fn revision(&self, tenant: &str) -> Result<i64, StoreError> {
+        Ok(revision::Entity::find_by_id(tenant.to_string())
+            .one(&self.db)
+            .await?
+            .map_or(0, |r| r.revision))
+    }
+
     /// The tenant's catalog as stored now.
     pub async fn load(&self, tenant: &str) -> Result<Catalog, StoreError> {
         Ok(self.snapshot(tenant).await?.catalog)
@@ -114,10 +123,7 @@ impl CatalogRepo {
     }
 
     async fn snapshot(&self, tenant: &str) -> Result<Snapshot, StoreError> {
-        let revision = revision::Entity::find_by_id(tenant.to_string())
-            .one(&self.db)
-            .await?
-            .map_or(0, |r| r.revision);
+        let revision = self.revision(tenant).await?;
         let indicators = indicator_version::Entity::find()
             .filter(indicator_version::Column::Tenant.eq(tenant))
             .all(&self.db)
