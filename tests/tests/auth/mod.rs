@@ -569,7 +569,7 @@ fn access_table_covers_exactly_the_served_rpcs() {
         .collect();
     assert_eq!(server_table, served, "the server's access table");
     assert_eq!(test_table, served, "this test's table");
-    assert_eq!(served.len(), 36);
+    assert_eq!(served.len(), 37);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
