@@ -1318,6 +1318,7 @@ fn measure_mix() -> Vec<Measure> {
         Measure::count(t, r#"channel == "onsite""#),
         measure(t, Sum, "handle_seconds", ""),
         measure(t, Sum, "handle_seconds", "is_complaint"),
+        measure(t, Sum, "handle_seconds", r#"channel == "chat""#),
         measure(t, Mean, "first_response_seconds", ""),
         measure(
             t,
@@ -1444,6 +1445,10 @@ async fn batched_measures_equal_single_ones(kind: DbKind) {
     // A NULL is not "!= 5": only t4 (7) counts.
     assert_eq!(flat(&batched[3]), expect(&[("a2", 1.0, 1)]));
     assert_eq!(flat(&batched[7]), expect(&[("a1", 120.0, 1)]));
+    // The chat count and the chat sum share their filter column (a1: t1
+    // and t8; a2: t4).
+    assert_eq!(flat(&batched[1]), expect(&[("a1", 2.0, 2), ("a2", 1.0, 1)]));
+    assert_eq!(flat(&batched[8]), expect(&[("a1", 70.0, 2), ("a2", 200.0, 1)]));
 }
 
 async fn batched_contributions_by_hand(kind: DbKind) {

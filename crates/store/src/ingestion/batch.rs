@@ -4,7 +4,8 @@
 //! facts are scanned once per source rather than once per measure.
 //!
 //! A batched statement selects the source's rows once, with each measure's
-//! field (`"x{j}"`) and filter (`"k{j}"`, never NULL) as columns, and
+//! field (`"x{j}"`) and filter (`"k{j}"`, never NULL) as columns (one
+//! column for measures sharing a field or a filter), and
 //! aggregates per subject with three columns per measure: its value and `n`
 //! as in the single-measure statement, every aggregate call restricted to
 //! the measure's rows by `FILTER (WHERE "k{j}")`, and the count of those
@@ -160,12 +161,13 @@ fn batch_statement(
     let Some((q, p)) = parts.first() else {
         return Err(QueryError::Invalid("no measure to compute".to_string()));
     };
+    let columns = RowColumns::of(parts);
     let mut sql = Sql::new(backend)?;
-    write_measure_rows(&mut sql, parts)?;
+    write_measure_rows(&mut sql, parts, &columns)?;
     write_period_rows(&mut sql, q, &p.source, None)?;
     write_subject_restriction(&mut sql, q);
     let rows = sql.take_text();
-    let aggregates = aggregate_columns(&mut sql, parts, p.source.contributors());
+    let aggregates = aggregate_columns(&mut sql, parts, &columns, p.source.contributors());
     sql.push("SELECT \"s\" AS \"subject_id\"");
     sql.push(&aggregates);
     sql.push(" FROM (");
@@ -174,11 +176,48 @@ fn batch_statement(
     Ok(sql.finish())
 }
 
-/// Writes `SELECT` and the row columns: subject, weight, and each
-/// measure's field `"x{j}"` and filter `"k{j}"` (when it has them).
+/// The row columns each measure reads, as indexes of the measures whose
+/// field (`"x{i}"`) and filter (`"k{i}"`) columns they are: a field or a
+/// filter is selected once however many measures share it (and PostgreSQL
+/// computes identical aggregates of them once).
+struct RowColumns {
+    field: Vec<Option<usize>>,
+    filter: Vec<Option<usize>>,
+}
+
+impl RowColumns {
+    fn of(parts: &[(&MeasureQuery<'_>, &Prepared)]) -> Self {
+        let first = |same: &dyn Fn(&Prepared) -> bool| parts.iter().position(|(_, p)| same(p));
+        let field = parts
+            .iter()
+            .map(|(_, p)| {
+                let field = p.field.as_ref()?;
+                first(&|other| other.field.as_ref() == Some(field))
+            })
+            .collect();
+        let filter = parts
+            .iter()
+            .map(|(_, p)| {
+                let filter = p.filter.as_ref()?;
+                first(&|other| other.filter.as_ref() == Some(filter))
+            })
+            .collect();
+        Self { field, filter }
+    }
+
+    /// Whether measure `j` is the first to read its field and its filter.
+    fn owns(&self, j: usize) -> (bool, bool) {
+        let own = |column: &[Option<usize>]| column.get(j).copied().flatten() == Some(j);
+        (own(&self.field), own(&self.filter))
+    }
+}
+
+/// Writes `SELECT` and the row columns: subject, weight, and the fields
+/// and filters of the measures.
 fn write_measure_rows(
     sql: &mut Sql,
     parts: &[(&MeasureQuery<'_>, &Prepared)],
+    columns: &RowColumns,
 ) -> Result<(), QueryError> {
     let Some((q, p)) = parts.first() else {
         return Ok(());
@@ -189,10 +228,11 @@ fn write_measure_rows(
     sql.push(weight_expr(&p.source));
     sql.push(" AS \"w\"");
     for (j, (_, p)) in parts.iter().enumerate() {
-        if let Some(field) = &p.field {
+        let (own_field, own_filter) = columns.owns(j);
+        if let (true, Some(field)) = (own_field, &p.field) {
             sql.push(&format!(", {field} AS \"x{j}\""));
         }
-        if let Some(filter) = &p.filter {
+        if let (true, Some(filter)) = (own_filter, &p.filter) {
             sql.push(", ");
             p.source.write_filter(sql, filter)?;
             sql.push(&format!(" AS \"k{j}\""));
@@ -207,31 +247,32 @@ fn write_measure_rows(
 fn aggregate_columns(
     sql: &mut Sql,
     parts: &[(&MeasureQuery<'_>, &Prepared)],
+    columns: &RowColumns,
     contributors: bool,
 ) -> String {
     let double = sql.double_type();
-    let mut columns = String::new();
-    for (j, (q, p)) in parts.iter().enumerate() {
-        let only = if p.filter.is_some() {
-            format!(" FILTER (WHERE \"k{j}\")")
-        } else {
-            String::new()
+    let mut out = String::new();
+    for (j, (q, _)) in parts.iter().enumerate() {
+        let x = columns.field.get(j).copied().flatten().unwrap_or(j);
+        let only = match columns.filter.get(j).copied().flatten() {
+            Some(k) => format!(" FILTER (WHERE \"k{k}\")"),
+            None => String::new(),
         };
         let percentile = percentile_placeholder(sql, q);
         let (value, n) = aggregate_exprs(
             q.measure.aggregation,
             contributors,
             &AggregateInput {
-                x: &format!("\"x{j}\""),
+                x: &format!("\"x{x}\""),
                 only: &only,
                 percentile: &percentile,
             },
         );
-        columns.push_str(&format!(
+        out.push_str(&format!(
             ", CAST({value} AS {double}) AS \"v{j}\", CAST({n} AS BIGINT) AS \"n{j}\", CAST(COUNT(*){only} AS BIGINT) AS \"r{j}\""
         ));
     }
-    columns
+    out
 }
 
 /// Each measure's values from the rows of its group's statement, sorted by
