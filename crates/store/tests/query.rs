@@ -1448,7 +1448,10 @@ async fn batched_measures_equal_single_ones(kind: DbKind) {
     // The chat count and the chat sum share their filter column (a1: t1
     // and t8; a2: t4).
     assert_eq!(flat(&batched[1]), expect(&[("a1", 2.0, 2), ("a2", 1.0, 1)]));
-    assert_eq!(flat(&batched[8]), expect(&[("a1", 70.0, 2), ("a2", 200.0, 1)]));
+    assert_eq!(
+        flat(&batched[8]),
+        expect(&[("a1", 70.0, 2), ("a2", 200.0, 1)])
+    );
 }
 
 async fn batched_contributions_by_hand(kind: DbKind) {
