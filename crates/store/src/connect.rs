@@ -34,6 +34,13 @@ const SQLITE_STATEMENT_CACHE: usize = 16;
 /// so that concurrent writers wait instead of failing; pools are sized for
 /// the backend (SQLite allows one writer at a time anyway).
 pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
+    connect_warm(url, 1).await
+}
+
+/// [`connect`], keeping at least `warm` PostgreSQL connections open (opened
+/// before this returns), so that a burst of concurrent statements after a
+/// quiet spell does not wait for new server processes first.
+pub async fn connect_warm(url: &str, warm: u32) -> Result<DatabaseConnection, DbErr> {
     let backend = Backend::of(url).ok_or_else(|| {
         DbErr::Custom("unsupported database URL scheme: use postgres://… or sqlite:…".to_string())
     })?;
@@ -46,7 +53,7 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
         Backend::Postgres => {
             options
                 .max_connections(16)
-                .min_connections(1)
+                .min_connections(warm.clamp(1, 16))
                 .map_sqlx_postgres_opts(|o| {
                     // No prepared-statement cache on PostgreSQL: batch statements
                     // (multi-row upserts of up to 30,000 parameters) differ with

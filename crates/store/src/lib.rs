@@ -1,7 +1,7 @@
 //! Storage for the suite: one code base for PostgreSQL (production) and
 //! SQLite (the embedded default), on sea-orm.
 //!
-//! - [`connect`]: opening a database from a URL (SQLite gets WAL and a busy timeout).
+//! - [`connect`], [`connect_warm`]: opening a database from a URL (SQLite gets WAL and a busy timeout; PostgreSQL pools may keep connections warm).
 //! - [`catalog`]: the indicator-catalog's tables, migrations and repository.
 //! - [`ingestion`]: the data-ingestion tables (events, facts, roster, audit) and migrations.
 //! - [`StoreError`]: what storage can fail with; handlers never see `DbErr`.
@@ -14,7 +14,7 @@ pub mod catalog;
 mod connect;
 pub mod ingestion;
 
-pub use connect::{Backend, connect};
+pub use connect::{Backend, connect, connect_warm};
 pub use sea_orm::{DatabaseConnection, DbErr};
 
 /// Why a storage operation failed.

@@ -8,7 +8,7 @@ use kpi_domain::measure::{Aggregation, Attribution, Measure, TimeBasis};
 use kpi_domain::schema::FactType;
 use kpi_store::ingestion::{
     FactsQuery, GroupValue, Grouping, MeasureQuery, QueryError, list_facts, measure_statement,
-    query_measure,
+    query_measure, query_measures,
 };
 use kpi_testkit::{DbKind, TestDb};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend};
@@ -276,6 +276,9 @@ on_both!(
     in_not_in_and_null_filters,
     list_facts_pages_by_id,
     min_max_of_timestamps_and_count_distinct,
+    batched_measures_equal_single_ones,
+    batched_contributions_by_hand,
+    batched_call_checks_every_measure_first,
 );
 
 async fn count_with_filter_per_agent(kind: DbKind) {
@@ -1208,5 +1211,406 @@ fn literals_are_bound_and_identifiers_quoted() {
             "{}",
             statement.sql
         );
+    }
+}
+
+// --- Batched measures (`query_measures`) against one statement per measure.
+
+/// A ticket with a first response (`seconds`, in business hours `bh`) by
+/// `responder` of team `X`, resolved an hour after creation.
+fn responded(
+    id: &str,
+    agent: Option<&str>,
+    day: i64,
+    responder: Option<&str>,
+    seconds: Option<(f64, f64)>,
+) -> Row {
+    ticket("acme", id, agent, day * DAY)
+        .v("first_responder_id", responder)
+        .v("first_responder_team_id", responder.map(|_| "X"))
+        .v("first_response_seconds", seconds.map(|s| s.0))
+        .v("first_response_seconds_bh", seconds.map(|s| s.1))
+        .v("resolved", true)
+        .v("first_resolved_at", at(day * DAY + 3_600))
+        .v("first_resolution_seconds", 3_600.0)
+        .v("first_resolution_seconds_bh", 1_800.0)
+}
+
+/// Facts for every source a measure mix reads: tickets credited to agents
+/// on the roster (a1 changes teams on day 10), off it (a3, team C) and to
+/// nobody, first responders, contributions, NULL durations, surveys, and
+/// facts outside the period or the tenant.
+fn mixed_rows() -> Vec<Row> {
+    vec![
+        roster("a1", 1, None, Some(10 * DAY), "A"),
+        roster("a1", 2, Some(10 * DAY), None, "B"),
+        roster("a2", 1, None, None, "A"),
+        roster("r1", 1, None, None, "R"),
+        responded("t1", Some("a1"), 1, Some("r1"), Some((100.0, 40.0)))
+            .v("first_reopen_seconds", 5.0)
+            .v("reopen_count", 1.0),
+        responded("t2", Some("a1"), 2, Some("a2"), Some((300.0, 120.0)))
+            .v("channel", "email")
+            .v("handle_seconds", 300.0),
+        responded("t3", Some("a1"), 12, None, None)
+            .v("channel", "phone")
+            .v("category", "returns")
+            .v("is_complaint", true)
+            .v("handle_seconds", 120.0),
+        responded("t4", Some("a2"), 3, Some("r1"), Some((50.0, 50.0)))
+            .v("first_reopen_seconds", 7.0)
+            .v("reopen_count", 2.0)
+            .v("handle_seconds", 200.0),
+        responded("t5", Some("a2"), 20, Some("r1"), Some((900.0, 300.0)))
+            .v("channel", "social")
+            .v("category", "returns"),
+        responded("t6", Some("a3"), 4, Some("a3"), Some((30.0, 30.0)))
+            .v("channel", "email")
+            .v("team_id", "C")
+            .v("handle_seconds", 45.0),
+        responded("t7", None, 5, Some("r1"), Some((70.0, 20.0))).v("handle_seconds", 80.0),
+        // Never resolved: no first_resolved_at.
+        ticket("acme", "t8", Some("a1"), 6 * DAY).v("handle_seconds", 10.0),
+        // Outside the period, outside the tenant.
+        responded("t9", Some("a1"), 40, Some("r1"), Some((1.0, 1.0))),
+        responded("t10", Some("a1"), 1, Some("r1"), Some((2.0, 2.0))).v("tenant", "other"),
+        contributor("t1", "a1", 0.5),
+        contributor("t1", "a2", 0.5),
+        contributor("t2", "a1", 1.0),
+        contributor("t3", "a1", 0.25),
+        contributor("t3", "a2", 0.75),
+        contributor("t4", "a2", 1.0),
+        contributor("t7", "r1", 1.0),
+        survey("acme", "s1", "a1", "csat", 5.0, DAY),
+        survey("acme", "s2", "a1", "csat", 3.0, 2 * DAY),
+        survey("acme", "s3", "a2", "csat", 4.0, 3 * DAY),
+        survey("acme", "s4", "a2", "nps", 9.0, 4 * DAY),
+        survey("acme", "s5", "a3", "csat", 1.0, 5 * DAY),
+    ]
+}
+
+fn percentile(fact_type: FactType, field: &str, p: f64, filter: &str) -> Measure {
+    Measure {
+        percentile: p,
+        ..measure(fact_type, Aggregation::Percentile, field, filter)
+    }
+}
+
+fn by_resolution(m: Measure) -> Measure {
+    Measure {
+        time_field: "first_resolved_at".to_string(),
+        ..m
+    }
+}
+
+/// Every aggregation, with and without filters (NULL fields among them),
+/// over two fact types and two time fields.
+fn measure_mix() -> Vec<Measure> {
+    use Aggregation::{CountDistinct, Max, Mean, Min, Sum};
+    let t = FactType::Ticket;
+    let s = FactType::Survey;
+    vec![
+        Measure::count(t, ""),
+        Measure::count(t, r#"channel == "chat""#),
+        Measure::count(t, "first_reopen_seconds == null"),
+        Measure::count(t, "first_reopen_seconds != 5"),
+        Measure::count(t, "!(first_reopen_seconds <= 6)"),
+        Measure::count(t, r#"channel == "onsite""#),
+        measure(t, Sum, "handle_seconds", ""),
+        measure(t, Sum, "handle_seconds", "is_complaint"),
+        measure(t, Sum, "handle_seconds", r#"channel == "chat""#),
+        measure(t, Mean, "first_response_seconds", ""),
+        measure(
+            t,
+            Mean,
+            "first_response_seconds",
+            r#"channel in ["chat", "email"]"#,
+        ),
+        measure(
+            t,
+            Mean,
+            "first_response_seconds",
+            "first_response_seconds <= 100",
+        ),
+        measure(t, Min, "first_response_seconds", ""),
+        measure(
+            t,
+            Max,
+            "first_response_seconds",
+            "first_reopen_seconds != null",
+        ),
+        measure(t, Max, "handle_seconds", r#"channel != "chat""#),
+        measure(t, Min, "created_at", ""),
+        measure(t, CountDistinct, "channel", ""),
+        measure(t, CountDistinct, "category", r#"team_id == "B""#),
+        percentile(t, "first_response_seconds", 50.0, ""),
+        percentile(t, "first_response_seconds", 90.0, r#"channel != "phone""#),
+        by_resolution(Measure::count(t, "")),
+        by_resolution(Measure::count(t, "reopen_count == 0")),
+        by_resolution(measure(t, Mean, "first_resolution_seconds", "")),
+        measure(s, Mean, "score", r#"kind == "csat""#),
+        Measure::count(s, "score >= 4"),
+        percentile(s, "score", 75.0, ""),
+    ]
+}
+
+const ATTRIBUTIONS: [Attribution; 4] = [
+    Attribution::Default,
+    Attribution::ResolvingAgent,
+    Attribution::FirstResponder,
+    Attribution::AllContributors,
+];
+
+/// Every measure of the mix under every attribution and time basis it
+/// allows, for one grouping and subject list.
+fn mix_queries<'a>(
+    measures: &'a [Measure],
+    grouping: Grouping,
+    subjects: &'a [String],
+) -> Vec<MeasureQuery<'a>> {
+    let mut out = Vec::new();
+    for time_basis in [TimeBasis::Calendar, TimeBasis::BusinessHours] {
+        for attribution in ATTRIBUTIONS {
+            for m in measures {
+                if !m.check(time_basis).is_empty() {
+                    continue;
+                }
+                out.push(MeasureQuery {
+                    tenant: "acme",
+                    measure: m,
+                    attribution,
+                    time_basis,
+                    grouping,
+                    start: t0(),
+                    end: t_end(),
+                    subjects,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// `query_measures` gives, for each query, what `query_measure` gives.
+async fn assert_batch_equals_single(conn: &DatabaseConnection, queries: &[MeasureQuery<'_>]) {
+    let batched = query_measures(conn, queries)
+        .await
+        .unwrap_or_else(|e| panic!("batched: {e}"));
+    assert_eq!(batched.len(), queries.len());
+    for (q, got) in queries.iter().zip(&batched) {
+        let single = query_measure(conn, q)
+            .await
+            .unwrap_or_else(|e| panic!("{q:?}: {e}"));
+        assert_eq!(
+            got, &single,
+            "{:?} {:?} {:?}",
+            q.measure, q.attribution, q.time_basis
+        );
+    }
+}
+
+async fn batched_measures_equal_single_ones(kind: DbKind) {
+    let (_db, conn) = setup(kind).await;
+    insert_all(&conn, &mixed_rows()).await;
+    let measures = measure_mix();
+    for m in &measures {
+        assert!(m.check(TimeBasis::Calendar).is_empty(), "{m:?}");
+    }
+    let subjects: Vec<String> = ["a1", "a3", "r1", "B", "C", "zz"]
+        .map(String::from)
+        .to_vec();
+    for grouping in [Grouping::Agent, Grouping::Team, Grouping::Tenant] {
+        for subjects in [&[][..], &subjects[..]] {
+            let queries = mix_queries(&measures, grouping, subjects);
+            // Over a hundred queries: sources split across statements too.
+            assert!(queries.len() > 150, "{}", queries.len());
+            assert_batch_equals_single(&conn, &queries).await;
+        }
+    }
+    // The mix is not vacuous: filters leave subjects out of some measures
+    // and not others.
+    let queries = mix_queries(&measures, Grouping::Agent, &[]);
+    let batched = query_measures(&conn, &queries).await.unwrap();
+    let subjects_of =
+        |i: usize| -> Vec<String> { batched[i].iter().map(|g| g.subject_id.clone()).collect() };
+    assert_eq!(subjects_of(0), ["a1", "a2", "a3"]);
+    assert_eq!(
+        subjects_of(4),
+        ["a1", "a2", "a3"],
+        "{:?}",
+        queries[4].measure
+    );
+    assert_eq!(subjects_of(2), ["a1", "a2", "a3"]);
+    assert_eq!(subjects_of(5), Vec::<String>::new());
+    // A NULL is not "!= 5": only t4 (7) counts.
+    assert_eq!(flat(&batched[3]), expect(&[("a2", 1.0, 1)]));
+    assert_eq!(flat(&batched[7]), expect(&[("a1", 120.0, 1)]));
+    // The chat count and the chat sum share their filter column (a1: t1
+    // and t8; a2: t4).
+    assert_eq!(flat(&batched[1]), expect(&[("a1", 2.0, 2), ("a2", 1.0, 1)]));
+    assert_eq!(
+        flat(&batched[8]),
+        expect(&[("a1", 70.0, 2), ("a2", 200.0, 1)])
+    );
+}
+
+async fn batched_contributions_by_hand(kind: DbKind) {
+    let (_db, conn) = setup(kind).await;
+    insert_all(&conn, &mixed_rows()).await;
+    let count = Measure::count(FactType::Ticket, "");
+    let chat = Measure::count(FactType::Ticket, r#"channel == "chat""#);
+    let sum = measure(FactType::Ticket, Aggregation::Sum, "handle_seconds", "");
+    let mean = measure(
+        FactType::Ticket,
+        Aggregation::Mean,
+        "first_response_seconds",
+        "",
+    );
+    let measures = [&count, &chat, &sum, &mean];
+    let queries: Vec<MeasureQuery<'_>> = measures
+        .iter()
+        .map(|m| MeasureQuery {
+            tenant: "acme",
+            measure: m,
+            attribution: Attribution::AllContributors,
+            time_basis: TimeBasis::Calendar,
+            grouping: Grouping::Agent,
+            start: t0(),
+            end: t_end(),
+            subjects: &[],
+        })
+        .collect();
+    let got = query_measures(&conn, &queries).await.unwrap();
+    // a1: t1 ½, t2 1, t3 ¼; a2: t1 ½, t3 ¾, t4 1; r1: t7 1 (its fact
+    // credits nobody, the contribution does).
+    assert_eq!(
+        flat(&got[0]),
+        expect(&[("a1", 1.75, 3), ("a2", 2.25, 3), ("r1", 1.0, 1)])
+    );
+    // Chat: t1 and t4 and t7.
+    assert_eq!(
+        flat(&got[1]),
+        expect(&[("a1", 0.5, 1), ("a2", 1.5, 2), ("r1", 1.0, 1)])
+    );
+    assert_eq!(
+        flat(&got[2]),
+        expect(&[
+            ("a1", 0.5 * 60.0 + 300.0 + 0.25 * 120.0, 3),
+            ("a2", 0.5 * 60.0 + 0.75 * 120.0 + 200.0, 3),
+            ("r1", 80.0, 1),
+        ])
+    );
+    // t3 has no first response: it weighs nothing.
+    assert_eq!(
+        flat(&got[3]),
+        expect(&[
+            ("a1", (0.5 * 100.0 + 300.0) / 1.5, 2),
+            ("a2", (0.5 * 100.0 + 50.0) / 1.5, 2),
+            ("r1", 70.0, 1),
+        ])
+    );
+}
+
+async fn batched_call_checks_every_measure_first(kind: DbKind) {
+    let (_db, conn) = setup(kind).await;
+    let good = Measure::count(FactType::Ticket, "");
+    let bad = measure(FactType::Ticket, Aggregation::Mean, "handle_seconds", "");
+    let queries: Vec<MeasureQuery<'_>> = [&good, &bad]
+        .iter()
+        .map(|m| MeasureQuery {
+            tenant: "acme",
+            measure: m,
+            attribution: Attribution::Default,
+            // handle_seconds has no business-hours variant.
+            time_basis: TimeBasis::BusinessHours,
+            grouping: Grouping::Agent,
+            start: t0(),
+            end: t_end(),
+            subjects: &[],
+        })
+        .collect();
+    assert!(matches!(
+        query_measures(&conn, &queries).await,
+        Err(QueryError::Invalid(_))
+    ));
+    assert_eq!(
+        query_measures(&conn, &[]).await.unwrap(),
+        Vec::<Vec<GroupValue>>::new()
+    );
+}
+
+mod batched_property {
+    use super::*;
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+
+    /// A random measure mix: indexes into [`measure_mix`], each with an
+    /// attribution and a time basis; a grouping and a subset of subjects.
+    fn mixes() -> impl Strategy<Value = (Vec<(usize, usize, bool)>, u8, Vec<bool>)> {
+        (
+            prop::collection::vec(
+                (0..measure_mix().len(), 0..ATTRIBUTIONS.len(), any::<bool>()),
+                1..40,
+            ),
+            0..3_u8,
+            prop::collection::vec(any::<bool>(), 5),
+        )
+    }
+
+    fn check(kind: DbKind) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let (_db, conn) = rt.block_on(async {
+            let (db, conn) = setup(kind).await;
+            insert_all(&conn, &mixed_rows()).await;
+            (db, conn)
+        });
+        let measures = measure_mix();
+        let all_subjects = ["a1", "a2", "A", "B", "r1"].map(String::from);
+        let mut runner = TestRunner::new(Config::with_cases(48));
+        runner
+            .run(&mixes(), |(picks, grouping, chosen)| {
+                let subjects: Vec<String> = all_subjects
+                    .iter()
+                    .zip(&chosen)
+                    .filter(|(_, on)| **on)
+                    .map(|(s, _)| s.clone())
+                    .collect();
+                let grouping =
+                    [Grouping::Agent, Grouping::Team, Grouping::Tenant][grouping as usize];
+                let queries: Vec<MeasureQuery<'_>> = picks
+                    .iter()
+                    .map(|&(m, a, business)| MeasureQuery {
+                        tenant: "acme",
+                        measure: &measures[m],
+                        attribution: ATTRIBUTIONS[a],
+                        time_basis: if business {
+                            TimeBasis::BusinessHours
+                        } else {
+                            TimeBasis::Calendar
+                        },
+                        grouping,
+                        start: t0(),
+                        end: t_end(),
+                        subjects: &subjects,
+                    })
+                    .filter(|q| q.measure.check(q.time_basis).is_empty())
+                    .collect();
+                rt.block_on(assert_batch_equals_single(&conn, &queries));
+                Ok(())
+            })
+            .unwrap();
+    }
+
+    #[test]
+    fn sqlite() {
+        check(DbKind::Sqlite);
+    }
+
+    #[test]
+    fn postgres() {
+        check(DbKind::Postgres);
     }
 }

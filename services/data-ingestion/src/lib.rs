@@ -41,9 +41,13 @@ pub fn grpc_service(
         .max_encoding_message_size(max_message_bytes)
 }
 
+/// PostgreSQL connections kept open: a scorecard's first computation asks
+/// for two periods at once, each computed by a few concurrent statements.
+const WARM_CONNECTIONS: u32 = 8;
+
 /// Connects to the database and applies the ingestion migrations.
 pub async fn open_database(settings: &Settings) -> anyhow::Result<DatabaseConnection> {
-    let db = kpi_store::connect(&settings.database_url)
+    let db = kpi_store::connect_warm(&settings.database_url, WARM_CONNECTIONS)
         .await
         .with_context(|| {
             format!(

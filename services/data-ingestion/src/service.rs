@@ -368,25 +368,28 @@ impl IngestionService for IngestionApi {
         // can never hold stale numbers.
         let (data_version, watermark) = reader::data_version(&self.db, &tenant).await?;
         self.projection.catch_up(&tenant).await?;
-        let mut results = Vec::with_capacity(measures.len());
-        for (q, m) in req.measures.iter().zip(measures.into_iter().flatten()) {
-            let (measure, attribution, time_basis) = m;
-            let values = store::query_measure(
-                &self.db,
-                &store::MeasureQuery {
-                    tenant: &tenant,
-                    measure: &measure,
-                    attribution,
-                    time_basis,
-                    grouping,
-                    start,
-                    end,
-                    subjects: &req.subject_ids,
-                },
-            )
+        let measures: Vec<_> = measures.into_iter().flatten().collect();
+        let queries: Vec<store::MeasureQuery<'_>> = measures
+            .iter()
+            .map(|(measure, attribution, time_basis)| store::MeasureQuery {
+                tenant: &tenant,
+                measure,
+                attribution: *attribution,
+                time_basis: *time_basis,
+                grouping,
+                start,
+                end,
+                subjects: &req.subject_ids,
+            })
+            .collect();
+        let values = store::query_measures(&self.db, &queries)
             .await
             .map_err(query_status)?;
-            results.push(pb::MeasureResult {
+        let results = req
+            .measures
+            .iter()
+            .zip(values)
+            .map(|(q, values)| pb::MeasureResult {
                 id: q.id.clone(),
                 values: values
                     .into_iter()
@@ -396,8 +399,8 @@ impl IngestionService for IngestionApi {
                         count: v.count,
                     })
                     .collect(),
-            });
-        }
+            })
+            .collect();
         Ok(Response::new(pb::QueryMeasuresResponse {
             results,
             data_version,

@@ -9,6 +9,11 @@
 //! - [`copy`]: event store rows in `COPY` text format.
 //! - `analyze`: fresh planner statistics as the tables grow (PostgreSQL).
 //! - [`reader`]: data versions, audit counts, data-quality findings, roster.
+//! - `query`: the measure push-down's entry points and types, and drill-down
+//!   ([`list_facts`]); `measure`: one measure's statement
+//!   ([`measure_statement`], [`query_measure`]); `batch`: the measures of a
+//!   call sharing a source in one statement ([`query_measures`]); `source`:
+//!   how statements read facts and compile filters.
 //!
 //! Layout, shared by the migration, the writer and the SQL builder:
 //! - `ing_events(tenant, event_id, kind, entity_id, occurred_at, ingested_at, payload)`;
@@ -22,19 +27,23 @@
 //! - `ing_pending(id, tenant, touched)`: batches written but not yet projected.
 
 mod analyze;
+mod batch;
 pub mod copy;
+mod measure;
 mod migration;
 pub mod projection;
 mod query;
 pub mod reader;
 mod rows;
+mod source;
 mod sql;
 pub mod writer;
 
 pub use analyze::analyze;
+pub use batch::query_measures;
+pub use measure::measure_statement;
 pub use migration::{Migrator, fact_table};
 pub use query::{
-    FactsQuery, GroupValue, Grouping, MeasureQuery, QueryError, list_facts, measure_statement,
-    query_measure,
+    FactsQuery, GroupValue, Grouping, MeasureQuery, QueryError, list_facts, query_measure,
 };
 pub use writer::{Accepted, ChangeSet, IngestWriter, WriteOutcome};
