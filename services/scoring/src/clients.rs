@@ -45,6 +45,9 @@ pub struct Resolved {
     pub indicators: BTreeMap<String, (u32, IndicatorDef)>,
     /// The tenant's default business calendar (UTC weekdays when none).
     pub calendar: BusinessCalendar,
+    /// A digest of everything above as the catalog sent it: a draft is
+    /// edited in place under the same version, so cache keys carry this.
+    pub fingerprint: String,
 }
 
 /// The tenant's data version and watermark.
@@ -207,6 +210,7 @@ impl Clients {
             .await
             .map_err(catalog_error)?
             .into_inner();
+        let fingerprint = fingerprint(&response);
         let pb = response
             .template
             .ok_or_else(|| bad_definition("template", "absent"))?;
@@ -226,6 +230,7 @@ impl Clients {
             def,
             indicators,
             calendar,
+            fingerprint,
         })
     }
 
@@ -339,6 +344,31 @@ impl Clients {
             .map_err(ingestion_error)?
             .into_inner())
     }
+}
+
+/// Identifies a resolution's content: the template and every indicator by
+/// key, version and last change (a draft keeps its version when edited),
+/// and the calendar itself; the first 16 bytes of their SHA-256, in hex.
+/// (Maps do not encode in a fixed order, so the template is not hashed whole.)
+fn fingerprint(response: &cat::ResolveTemplateResponse) -> String {
+    use prost::Message as _;
+    use sha2::Digest as _;
+    let mut hash = sha2::Sha256::new();
+    let mut version = |key: &str, version: i32, changed: Option<&prost_types::Timestamp>| {
+        let (seconds, nanos) = changed.map_or((0, 0), |t| (t.seconds, t.nanos));
+        hash.update(format!("{key}@{version}@{seconds}.{nanos};"));
+    };
+    if let Some(t) = &response.template {
+        version(&t.key, t.version, t.update_time.as_ref());
+    }
+    for i in &response.indicators {
+        version(&i.key, i.version, i.update_time.as_ref());
+    }
+    if let Some(calendar) = &response.calendar {
+        hash.update(calendar.encode_to_vec());
+    }
+    let digest = hash.finalize();
+    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The instant of a protobuf timestamp.

@@ -136,8 +136,12 @@ fn agent_key(scope: &Scope, agent_id: &str, selection: Selection, resolved: &Res
     )
 }
 
+/// The template version and its content: a draft changes under one version.
 fn template_part(resolved: &Resolved) -> String {
-    format!("{}@{}", resolved.key, resolved.version)
+    format!(
+        "{}@{}#{}",
+        resolved.key, resolved.version, resolved.fingerprint
+    )
 }
 
 fn decode<M: Message + Default>(bytes: &[u8]) -> Result<M, Status> {

@@ -1595,6 +1595,77 @@ async fn reads_reflect_ingests_and_catalog_activations_at_once() {
     s.stop().await;
 }
 
+/// A draft named by version is scored as it is now, also after it was
+/// edited in place (same version, new content) and read in between.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_draft_edited_in_place_is_scored_as_it_is_now() {
+    let mut s = start(DbKind::Postgres, CacheChoice::SharedRedis, "draft_edit").await;
+    install_starter_kit(&mut s, "dr").await;
+    ingest(&mut s, "dr", ticket_handling_events()).await;
+    let draft = draft_moving_weight(&mut s, "dr").await;
+    let request = pb::GetScorecardRequest {
+        parent: "tenants/dr".into(),
+        subject: Some(agent_subject("ta1")),
+        period: Some(day("2026-10-06")),
+        template: "ticket_handling".into(),
+        template_version: draft,
+    };
+    let read = |mut client: ScoringServiceClient<Channel>, request: pb::GetScorecardRequest| async move {
+        client
+            .get_scorecard(request)
+            .await
+            .expect("GetScorecard")
+            .into_inner()
+            .scorecard
+            .expect("scorecard")
+    };
+    let first = read(s.scoring.clone(), request.clone()).await;
+    assert_eq!(line(&first, "fcr").weight, 30.0);
+
+    let mut template = s
+        .catalog
+        .get_template(cat::GetTemplateRequest {
+            name: "tenants/dr/templates/ticket_handling".into(),
+            version: draft,
+        })
+        .await
+        .expect("draft")
+        .into_inner()
+        .template
+        .expect("template");
+    for item in &mut template.items {
+        match item.indicator.as_str() {
+            "csat_avg" => item.weight = 10.0,
+            "fcr" => item.weight = 40.0,
+            _ => {}
+        }
+    }
+    let edited = s
+        .catalog
+        .update_template(cat::UpdateTemplateRequest {
+            template: Some(template),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["items".into()],
+            }),
+            validate_only: false,
+        })
+        .await
+        .expect("edit the draft")
+        .into_inner()
+        .template
+        .expect("template");
+    assert_eq!(edited.version, draft, "edited in place");
+
+    let second = read(s.scoring.clone(), request).await;
+    assert_eq!(
+        second.provenance.as_ref().map(|p| p.template_version),
+        Some(draft)
+    );
+    assert_eq!(line(&second, "fcr").weight, 40.0);
+    assert_eq!(line(&second, "csat_avg").weight, 10.0);
+    s.stop().await;
+}
+
 /// The e-commerce scorecard of ea1, through a scoring server whose Redis
 /// misbehaves in `fault` after the first read; every read must equal the
 /// first one.
