@@ -188,16 +188,7 @@ impl RedisStore {
             Ok(mut conn) => self.bounded(pipe.query_async::<()>(&mut conn)).await,
             Err(failure) => Err(failure),
         };
-        match result {
-            Ok(()) => {
-                self.on_success();
-                Stored::Written
-            }
-            Err(failure) => {
-                self.on_failure("set", &failure);
-                Stored::Failed
-            }
-        }
+        self.stored(result)
     }
 
     pub(crate) async fn put(&self, key: &str, value: &[u8]) -> Stored {
@@ -211,6 +202,11 @@ impl RedisStore {
             }
             Err(failure) => Err(failure),
         };
+        self.stored(result)
+    }
+
+    /// What a write came to, with the breaker told.
+    fn stored(&self, result: Result<(), Failure>) -> Stored {
         match result {
             Ok(()) => {
                 self.on_success();

@@ -187,6 +187,26 @@ fn measure(fact_type: FactType, aggregation: Aggregation, field: &str, filter: &
     }
 }
 
+/// The query of `m` over March 2024 for tenant acme.
+fn march<'a>(
+    m: &'a Measure,
+    grouping: Grouping,
+    attribution: Attribution,
+    time_basis: TimeBasis,
+    subjects: &'a [String],
+) -> MeasureQuery<'a> {
+    MeasureQuery {
+        tenant: "acme",
+        measure: m,
+        attribution,
+        time_basis,
+        grouping,
+        start: t0(),
+        end: t_end(),
+        subjects,
+    }
+}
+
 /// Computes `m` over March 2024 for tenant acme.
 async fn run(
     conn: &DatabaseConnection,
@@ -196,16 +216,7 @@ async fn run(
     time_basis: TimeBasis,
     subjects: &[String],
 ) -> Vec<GroupValue> {
-    let q = MeasureQuery {
-        tenant: "acme",
-        measure: m,
-        attribution,
-        time_basis,
-        grouping,
-        start: t0(),
-        end: t_end(),
-        subjects,
-    };
+    let q = march(m, grouping, attribution, time_basis, subjects);
     query_measure(conn, &q)
         .await
         .unwrap_or_else(|e| panic!("{m:?}: {e}"))
@@ -1375,16 +1386,7 @@ fn mix_queries<'a>(
                 if !m.check(time_basis).is_empty() {
                     continue;
                 }
-                out.push(MeasureQuery {
-                    tenant: "acme",
-                    measure: m,
-                    attribution,
-                    time_basis,
-                    grouping,
-                    start: t0(),
-                    end: t_end(),
-                    subjects,
-                });
+                out.push(march(m, grouping, attribution, time_basis, subjects));
             }
         }
     }
@@ -1469,15 +1471,14 @@ async fn batched_contributions_by_hand(kind: DbKind) {
     let measures = [&count, &chat, &sum, &mean];
     let queries: Vec<MeasureQuery<'_>> = measures
         .iter()
-        .map(|m| MeasureQuery {
-            tenant: "acme",
-            measure: m,
-            attribution: Attribution::AllContributors,
-            time_basis: TimeBasis::Calendar,
-            grouping: Grouping::Agent,
-            start: t0(),
-            end: t_end(),
-            subjects: &[],
+        .map(|m| {
+            march(
+                m,
+                Grouping::Agent,
+                Attribution::AllContributors,
+                TimeBasis::Calendar,
+                &[],
+            )
         })
         .collect();
     let got = query_measures(&conn, &queries).await.unwrap();
@@ -1517,16 +1518,15 @@ async fn batched_call_checks_every_measure_first(kind: DbKind) {
     let bad = measure(FactType::Ticket, Aggregation::Mean, "handle_seconds", "");
     let queries: Vec<MeasureQuery<'_>> = [&good, &bad]
         .iter()
-        .map(|m| MeasureQuery {
-            tenant: "acme",
-            measure: m,
-            attribution: Attribution::Default,
-            // handle_seconds has no business-hours variant.
-            time_basis: TimeBasis::BusinessHours,
-            grouping: Grouping::Agent,
-            start: t0(),
-            end: t_end(),
-            subjects: &[],
+        // handle_seconds has no business-hours variant.
+        .map(|m| {
+            march(
+                m,
+                Grouping::Agent,
+                Attribution::Default,
+                TimeBasis::BusinessHours,
+                &[],
+            )
         })
         .collect();
     assert!(matches!(
@@ -1582,19 +1582,19 @@ mod batched_property {
                     [Grouping::Agent, Grouping::Team, Grouping::Tenant][grouping as usize];
                 let queries: Vec<MeasureQuery<'_>> = picks
                     .iter()
-                    .map(|&(m, a, business)| MeasureQuery {
-                        tenant: "acme",
-                        measure: &measures[m],
-                        attribution: ATTRIBUTIONS[a],
-                        time_basis: if business {
+                    .map(|&(m, a, business)| {
+                        let time_basis = if business {
                             TimeBasis::BusinessHours
                         } else {
                             TimeBasis::Calendar
-                        },
-                        grouping,
-                        start: t0(),
-                        end: t_end(),
-                        subjects: &subjects,
+                        };
+                        march(
+                            &measures[m],
+                            grouping,
+                            ATTRIBUTIONS[a],
+                            time_basis,
+                            &subjects,
+                        )
                     })
                     .filter(|q| q.measure.check(q.time_basis).is_empty())
                     .collect();

@@ -1220,11 +1220,18 @@ async fn ticket_handling_by_hand_with_cohort_rollup_trend_and_alerts(kind: DbKin
 /// Makes a draft version of ticket_handling with csat_avg 20 and fcr 30;
 /// returns its version.
 async fn draft_moving_weight(s: &mut Stack, tenant: &str) -> i32 {
+    set_weights(s, tenant, 0, 20.0, 30.0).await
+}
+
+/// Sets csat_avg's and fcr's weights in ticket_handling version `version`
+/// (0: the current one): a DRAFT is edited in place, any other version gets
+/// a new draft. Returns the version written.
+async fn set_weights(s: &mut Stack, tenant: &str, version: i32, csat: f64, fcr: f64) -> i32 {
     let mut template = s
         .catalog
         .get_template(cat::GetTemplateRequest {
             name: format!("tenants/{tenant}/templates/ticket_handling"),
-            version: 0,
+            version,
         })
         .await
         .expect("get template")
@@ -1233,8 +1240,8 @@ async fn draft_moving_weight(s: &mut Stack, tenant: &str) -> i32 {
         .expect("template");
     for item in &mut template.items {
         match item.indicator.as_str() {
-            "csat_avg" => item.weight = 20.0,
-            "fcr" => item.weight = 30.0,
+            "csat_avg" => item.weight = csat,
+            "fcr" => item.weight = fcr,
             _ => {}
         }
     }
@@ -1622,39 +1629,8 @@ async fn a_draft_edited_in_place_is_scored_as_it_is_now() {
     let first = read(s.scoring.clone(), request.clone()).await;
     assert_eq!(line(&first, "fcr").weight, 30.0);
 
-    let mut template = s
-        .catalog
-        .get_template(cat::GetTemplateRequest {
-            name: "tenants/dr/templates/ticket_handling".into(),
-            version: draft,
-        })
-        .await
-        .expect("draft")
-        .into_inner()
-        .template
-        .expect("template");
-    for item in &mut template.items {
-        match item.indicator.as_str() {
-            "csat_avg" => item.weight = 10.0,
-            "fcr" => item.weight = 40.0,
-            _ => {}
-        }
-    }
-    let edited = s
-        .catalog
-        .update_template(cat::UpdateTemplateRequest {
-            template: Some(template),
-            update_mask: Some(prost_types::FieldMask {
-                paths: vec!["items".into()],
-            }),
-            validate_only: false,
-        })
-        .await
-        .expect("edit the draft")
-        .into_inner()
-        .template
-        .expect("template");
-    assert_eq!(edited.version, draft, "edited in place");
+    let edited = set_weights(&mut s, "dr", draft, 10.0, 40.0).await;
+    assert_eq!(edited, draft, "edited in place");
 
     let second = read(s.scoring.clone(), request).await;
     assert_eq!(
