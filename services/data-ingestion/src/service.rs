@@ -41,9 +41,10 @@ const MAX_MEASURES: usize = 100;
 const MAX_AGENT_IDS: usize = 1_000;
 /// Chunks answered ahead of a slow reader before reading stops.
 const STREAM_WINDOW: usize = 4;
-/// Chunks of one stream written at once: one is validated while the other
-/// is in the database, and answers still go out in order.
-const STREAM_WRITES_IN_FLIGHT: usize = 2;
+/// Chunks of one stream written at once, each on its own task (so a stream
+/// uses every core for validation while other chunks are in the database);
+/// answers still go out in order. Bounds a stream's memory with the window.
+const STREAM_WRITES_IN_FLIGHT: usize = 4;
 
 /// The ingestion service.
 #[derive(Clone)]
@@ -314,7 +315,7 @@ impl IngestionService for IngestionApi {
                     caller.authorize(&t)?;
                     Ok((t, chunk))
                 });
-                async move {
+                let write = tokio::spawn(async move {
                     let (tenant, chunk) = checked?;
                     let a = api.ingest(&tenant, &chunk.events, "events").await?;
                     Ok(pb::StreamEventsResponse {
@@ -324,6 +325,13 @@ impl IngestionService for IngestionApi {
                         duplicates: a.duplicates,
                         rejected: a.rejected,
                         data_version: a.data_version,
+                    })
+                });
+                async move {
+                    write.await.unwrap_or_else(|e| {
+                        Err(Status::internal(format!(
+                            "a stream chunk's write failed: {e}"
+                        )))
                     })
                 }
             });

@@ -48,11 +48,18 @@ impl Placeholders {
 /// length, so each connection prepares and caches it once: an `IN ($2, $3,
 /// …)` list makes a new statement for every length, and the connections'
 /// statement caches then grow with thousands of large statements.
+///
+/// On PostgreSQL the list becomes an array once (an init plan) and the
+/// column is matched with `= ANY`, an index condition. `IN (SELECT
+/// jsonb_array_elements_text(…))` is a semi-join instead, and with
+/// statistics taken while a fact table was still empty the planner ran it
+/// as a nested loop that unpacked the whole list again for every row (seen
+/// here: 27 s for 3,000 tickets against 30,000 rows; 15 ms this way).
 pub(crate) fn in_json_list(backend: DbBackend, p: &mut Placeholders) -> String {
     let list = p.next();
     match backend {
         DbBackend::Postgres => {
-            format!("IN (SELECT jsonb_array_elements_text(CAST({list} AS jsonb)))")
+            format!("= ANY(ARRAY(SELECT jsonb_array_elements_text(CAST({list} AS jsonb))))")
         }
         _ => format!("IN (SELECT value FROM json_each({list}))"),
     }
