@@ -185,24 +185,29 @@ struct RowColumns {
     filter: Vec<Option<usize>>,
 }
 
+/// For each measure, the first measure with the same part (as `part` picks
+/// it out); `None` for a measure without one.
+fn first_with_same<T: PartialEq>(
+    parts: &[(&MeasureQuery<'_>, &Prepared)],
+    part: impl Fn(&Prepared) -> Option<&T>,
+) -> Vec<Option<usize>> {
+    parts
+        .iter()
+        .map(|(_, p)| {
+            let mine = part(p)?;
+            parts
+                .iter()
+                .position(|(_, other)| part(other) == Some(mine))
+        })
+        .collect()
+}
+
 impl RowColumns {
     fn of(parts: &[(&MeasureQuery<'_>, &Prepared)]) -> Self {
-        let first = |same: &dyn Fn(&Prepared) -> bool| parts.iter().position(|(_, p)| same(p));
-        let field = parts
-            .iter()
-            .map(|(_, p)| {
-                let field = p.field.as_ref()?;
-                first(&|other| other.field.as_ref() == Some(field))
-            })
-            .collect();
-        let filter = parts
-            .iter()
-            .map(|(_, p)| {
-                let filter = p.filter.as_ref()?;
-                first(&|other| other.filter.as_ref() == Some(filter))
-            })
-            .collect();
-        Self { field, filter }
+        Self {
+            field: first_with_same(parts, |p| p.field.as_ref()),
+            filter: first_with_same(parts, |p| p.filter.as_ref()),
+        }
     }
 
     /// Whether measure `j` is the first to read its field and its filter.
