@@ -7,7 +7,7 @@ use chrono::{TimeDelta, TimeZone, Utc};
 use kpi_domain::calendar::BusinessCalendar;
 use kpi_domain::events::{Event, Payload, TicketEvent, TicketEventType};
 use kpi_domain::schema::FactType;
-use kpi_store::ingestion::{Accepted, IngestWriter, fact_table, projection};
+use kpi_store::ingestion::{Accepted, Analyzer, IngestWriter, fact_table, projection};
 use kpi_testkit::{DbKind, TestDb};
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
 use sea_orm_migration::MigratorTrait;
@@ -122,10 +122,18 @@ async fn writes_stay_pending_until_projected(kind: DbKind) {
     );
 
     let calendar = BusinessCalendar::utc_default();
-    let changes = projection::project_pending(&conn, "acme", upto.unwrap(), 8, &calendar, now)
-        .await
-        .unwrap()
-        .expect("one batch was pending");
+    let changes = projection::project_pending(
+        &conn,
+        &Analyzer::for_facts(),
+        "acme",
+        upto.unwrap(),
+        8,
+        &calendar,
+        now,
+    )
+    .await
+    .unwrap()
+    .expect("one batch was pending");
     assert_eq!(changes.data_version, 1);
     assert!(changes.agent_ids.contains("a1"));
     assert_eq!(ticket_facts(&conn).await, 2);
@@ -134,10 +142,18 @@ async fn writes_stay_pending_until_projected(kind: DbKind) {
         None
     );
     assert!(
-        projection::project_pending(&conn, "acme", i64::MAX, 8, &calendar, now)
-            .await
-            .unwrap()
-            .is_none()
+        projection::project_pending(
+            &conn,
+            &Analyzer::for_facts(),
+            "acme",
+            i64::MAX,
+            8,
+            &calendar,
+            now
+        )
+        .await
+        .unwrap()
+        .is_none()
     );
 }
 
@@ -149,4 +165,93 @@ async fn pending_projection_on_sqlite() {
 #[tokio::test]
 async fn pending_projection_on_postgres() {
     writes_stay_pending_until_projected(DbKind::Postgres).await;
+}
+
+/// A ticket's contributors as stored: (agent, share), by agent.
+async fn stored_contributors(conn: &DatabaseConnection, ticket: &str) -> Vec<(String, f64)> {
+    let sql = format!(
+        "SELECT \"agent_id\", \"share\" FROM \"ing_ticket_contributors\" \
+         WHERE \"tenant\" = 'acme' AND \"ticket_id\" = '{ticket}' ORDER BY \"agent_id\""
+    );
+    conn.query_all_raw(Statement::from_string(conn.get_database_backend(), sql))
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| {
+            (
+                row.try_get("", "agent_id").unwrap(),
+                row.try_get("", "share").unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// The projection stores each ticket's contributors with the shares the
+/// domain computes, bit for bit, and a later batch replaces them.
+async fn contributors_are_stored_exactly(kind: DbKind) {
+    let db = TestDb::new(kind).await.unwrap();
+    let conn = kpi_store::connect(&db.url).await.unwrap();
+    kpi_store::ingestion::Migrator::up(&conn, None)
+        .await
+        .unwrap();
+    let writer = IngestWriter::new(conn.clone());
+    let calendar = BusinessCalendar::utc_default();
+    let statistics = Analyzer::for_facts();
+    let by = |id: &str, agent: &str, kind: TicketEventType, minute: i64| {
+        let mut e = ticket_event(id, "T1", kind, minute);
+        if let Payload::Ticket(t) = &mut e.event.payload {
+            t.agent_id = Some(agent.into());
+        }
+        e
+    };
+    let batches = [
+        vec![
+            by("e1", "a1", TicketEventType::Created, 0),
+            by("e2", "a2", TicketEventType::AgentReply, 10),
+            by("e3", "a3", TicketEventType::AgentReply, 20),
+        ],
+        vec![by("e4", "a3", TicketEventType::Resolved, 30)],
+    ];
+    let mut all: Vec<Event> = Vec::new();
+    for batch in batches {
+        let now = Utc::now();
+        writer.write("acme", &batch, &[], now).await.unwrap();
+        projection::project_pending(&conn, &statistics, "acme", i64::MAX, 8, &calendar, now)
+            .await
+            .unwrap()
+            .expect("a batch was pending");
+        all.extend(batch.into_iter().map(|a| a.event));
+        let events: Vec<&Event> = all.iter().collect();
+        let want = kpi_domain::facts::ticket_contributors(&events);
+        let got = stored_contributors(&conn, "T1").await;
+        assert_eq!(got.len(), want.len());
+        for ((agent, share), (want_agent, want_share)) in got.iter().zip(&want) {
+            assert_eq!(agent, want_agent);
+            assert_eq!(
+                share.to_bits(),
+                want_share.to_bits(),
+                "{agent}: {share} vs {want_share}"
+            );
+        }
+    }
+    let shares: Vec<f64> = stored_contributors(&conn, "T1")
+        .await
+        .into_iter()
+        .map(|(_, s)| s)
+        .collect();
+    assert_eq!(shares.len(), 3);
+    assert!(
+        shares.iter().any(|s| (s - 0.5).abs() < 1e-12),
+        "a3 did two of four: {shares:?}"
+    );
+}
+
+#[tokio::test]
+async fn contributors_on_sqlite() {
+    contributors_are_stored_exactly(DbKind::Sqlite).await;
+}
+
+#[tokio::test]
+async fn contributors_on_postgres() {
+    contributors_are_stored_exactly(DbKind::Postgres).await;
 }

@@ -23,8 +23,8 @@ use std::time::Duration;
 
 use chrono::Utc;
 use kpi_store::DatabaseConnection;
-use kpi_store::ingestion::ChangeSet;
 use kpi_store::ingestion::projection::{newest_pending, pending_tenants, project_pending};
+use kpi_store::ingestion::{Analyzer, ChangeSet};
 use tokio::sync::{Mutex, Notify, broadcast};
 use tokio::task::JoinHandle;
 use tonic::Status;
@@ -46,6 +46,8 @@ const MAX_WAITING_WRITES: u64 = 32;
 /// The projection of pending batches into facts.
 pub struct Projection {
     db: DatabaseConnection,
+    /// Planner statistics kept fresh as the facts grow.
+    statistics: Arc<Analyzer>,
     calendars: Calendars,
     changes: broadcast::Sender<ChangeSet>,
     wake: Notify,
@@ -62,6 +64,7 @@ impl Projection {
         let (changes, _) = broadcast::channel(1024);
         Arc::new(Self {
             db,
+            statistics: Analyzer::for_facts(),
             calendars,
             changes,
             wake: Notify::new(),
@@ -96,6 +99,7 @@ impl Projection {
         let calendar = self.calendars.get(tenant).await?;
         while let Some(changes) = project_pending(
             &self.db,
+            &self.statistics,
             tenant,
             upto,
             BATCHES_PER_TRANSACTION,

@@ -39,7 +39,7 @@ mod source;
 mod sql;
 pub mod writer;
 
-pub use analyze::analyze;
+pub use analyze::{Analyzer, analyze};
 pub use batch::query_measures;
 pub use measure::measure_statement;
 pub use migration::{Migrator, fact_table};

@@ -17,6 +17,7 @@
 //! catch-up first, which projects what was pending when the read began.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use kpi_domain::calendar::BusinessCalendar;
@@ -26,6 +27,7 @@ use kpi_domain::schema::FactType;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement, TransactionTrait, Value};
 use serde::{Deserialize, Serialize};
 
+use super::analyze::Analyzer;
 use super::rows::{delete_facts_where, load_facts_where, upsert_facts};
 use super::sql::{MAX_PARAMS, Placeholders, from_micros, in_json_list, json_list, micros};
 use super::writer::ChangeSet;
@@ -67,6 +69,11 @@ impl Touched {
         for at in other.start.into_iter().chain(other.end) {
             self.widen(at);
         }
+    }
+
+    /// How many entities were touched.
+    fn len(&self) -> u64 {
+        self.entities.values().map(BTreeSet::len).sum::<usize>() as u64
     }
 
     /// The touched ids of one kind of entity.
@@ -118,6 +125,7 @@ pub async fn pending_tenants(db: &impl ConnectionTrait) -> Result<Vec<(String, i
 /// nothing was pending.
 pub async fn project_pending(
     db: &DatabaseConnection,
+    statistics: &Arc<Analyzer>,
     tenant: &str,
     upto: i64,
     max_batches: u32,
@@ -139,6 +147,7 @@ pub async fn project_pending(
     refold(&txn, tenant, &touched, calendar, now, &mut changes).await?;
     changes.data_version = super::reader::data_version(&txn, tenant).await?.0;
     txn.commit().await?;
+    statistics.note(db, touched.len());
     Ok(Some(changes))
 }
 
@@ -438,6 +447,26 @@ async fn write_contributors(
         db.execute_raw(Statement::from_sql_and_values(backend, sql, values))
             .await?;
     }
+    let insert = "INSERT INTO \"ing_ticket_contributors\" (\"tenant\", \"ticket_id\", \"agent_id\", \"share\")";
+    if backend == DbBackend::Postgres && !rows.is_empty() {
+        // One JSON parameter: a statement text the connection prepares once
+        // (see `rows::json_upsert`); shares go in their shortest exact form.
+        let json = serde_json::to_string(rows).map_err(|e| StoreError::Corrupt {
+            what: format!("contributors of {tenant}"),
+            reason: e.to_string(),
+        })?;
+        let sql = format!(
+            "{insert} SELECT $1, r->>0, r->>1, CAST(r->>2 AS double precision) \
+             FROM jsonb_array_elements(CAST($2 AS jsonb)) AS r"
+        );
+        let values = [
+            Value::String(Some(tenant.to_string())),
+            Value::String(Some(json)),
+        ];
+        db.execute_raw(Statement::from_sql_and_values(backend, sql, values))
+            .await?;
+        return Ok(());
+    }
     for chunk in rows.chunks(MAX_PARAMS / 4) {
         let mut p = Placeholders::new(backend);
         let mut values = Vec::with_capacity(chunk.len() * 4);
@@ -453,10 +482,7 @@ async fn write_contributors(
                 p.tuple(4)
             })
             .collect();
-        let sql = format!(
-            "INSERT INTO \"ing_ticket_contributors\" (\"tenant\", \"ticket_id\", \"agent_id\", \"share\") VALUES {}",
-            tuples.join(", ")
-        );
+        let sql = format!("{insert} VALUES {}", tuples.join(", "));
         db.execute_raw(Statement::from_sql_and_values(backend, sql, values))
             .await?;
     }
@@ -673,6 +699,7 @@ mod tests {
         a.merge(b);
         assert_eq!(a.ids("ticket").len(), 2);
         assert_eq!(a.ids("survey").len(), 1);
+        assert_eq!(a.len(), 3);
         assert_eq!((a.start, a.end), (Some(5), Some(20)));
         let json = serde_json::to_string(&a).unwrap();
         assert_eq!(serde_json::from_str::<Touched>(&json).unwrap(), a);

@@ -139,7 +139,7 @@ impl IngestWriter {
     pub fn new(db: DatabaseConnection) -> Self {
         Self {
             db,
-            analyzer: std::sync::Arc::default(),
+            analyzer: super::analyze::Analyzer::for_events(),
         }
     }
 
