@@ -327,7 +327,7 @@ mod tests {
                 FieldType::Number | FieldType::Duration => {
                     FactValue::Number(NUMBERS[n % NUMBERS.len()])
                 }
-                FieldType::Bool => FactValue::Bool(n % 2 == 0),
+                FieldType::Bool => FactValue::Bool(n.is_multiple_of(2)),
                 FieldType::Timestamp => FactValue::Time(
                     Utc.timestamp_opt(1_772_000_000 + n as i64, 123_456_000)
                         .unwrap(),
