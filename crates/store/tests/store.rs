@@ -56,6 +56,16 @@ async fn migrations_on_postgres() {
     migrations_apply_twice_and_match_the_schema(DbKind::Postgres).await;
 }
 
+/// A fresh database with the ingestion tables (kept alive by the `TestDb`).
+async fn ingestion_db(kind: DbKind) -> (TestDb, DatabaseConnection) {
+    let db = TestDb::new(kind).await.unwrap();
+    let conn = kpi_store::connect(&db.url).await.unwrap();
+    kpi_store::ingestion::Migrator::up(&conn, None)
+        .await
+        .unwrap();
+    (db, conn)
+}
+
 fn ticket_event(id: &str, ticket: &str, kind: TicketEventType, minute: i64) -> Accepted {
     let mut t = TicketEvent::new(ticket, kind);
     t.agent_id = Some("a1".into());
@@ -90,11 +100,7 @@ async fn ticket_facts(conn: &DatabaseConnection) -> i64 {
 /// Acknowledged events wait as pending batches (a crash before projection
 /// loses nothing); projecting folds them once, and a replay adds nothing.
 async fn writes_stay_pending_until_projected(kind: DbKind) {
-    let db = TestDb::new(kind).await.unwrap();
-    let conn = kpi_store::connect(&db.url).await.unwrap();
-    kpi_store::ingestion::Migrator::up(&conn, None)
-        .await
-        .unwrap();
+    let (_db, conn) = ingestion_db(kind).await;
     let writer = IngestWriter::new(conn.clone());
     let now = Utc::now();
     let batch = [
@@ -189,11 +195,7 @@ async fn stored_contributors(conn: &DatabaseConnection, ticket: &str) -> Vec<(St
 /// The projection stores each ticket's contributors with the shares the
 /// domain computes, bit for bit, and a later batch replaces them.
 async fn contributors_are_stored_exactly(kind: DbKind) {
-    let db = TestDb::new(kind).await.unwrap();
-    let conn = kpi_store::connect(&db.url).await.unwrap();
-    kpi_store::ingestion::Migrator::up(&conn, None)
-        .await
-        .unwrap();
+    let (_db, conn) = ingestion_db(kind).await;
     let writer = IngestWriter::new(conn.clone());
     let calendar = BusinessCalendar::utc_default();
     let statistics = Analyzer::for_facts();
