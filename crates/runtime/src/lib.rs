@@ -11,6 +11,8 @@
 //!   `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
 //! - [`metrics`]: the Prometheus scrape endpoint (`KPI_METRICS_ADDR`) and the
 //!   per-RPC instruments.
+//! - [`readiness`]: `GET /readyz` and `/livez` on that endpoint, plain HTTP
+//!   probes that work when gRPC is behind TLS.
 //! - [`aging`]: connections closed after their max age and grace, so
 //!   clients reconnect and spread over new pods.
 //! - [`layers`]: the server recipe's tower pieces: the per-request span
@@ -43,6 +45,7 @@ pub mod layers;
 pub mod metrics;
 pub mod names;
 pub mod propagation;
+pub mod readiness;
 pub mod server;
 pub mod settings;
 pub mod shed;

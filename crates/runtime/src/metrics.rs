@@ -4,7 +4,8 @@
 //! provider that [`crate::telemetry::init`] installs; the same numbers go out
 //! over OTLP (when configured) and to Prometheus. [`PrometheusReader`] is a
 //! pull reader rendering the Prometheus text format on demand, and
-//! [`spawn_scrape_endpoint`] serves it on `GET /metrics` (`KPI_METRICS_ADDR`).
+//! [`spawn_scrape_endpoint`] serves it on `GET /metrics` (`KPI_METRICS_ADDR`),
+//! beside the readiness probes of [`crate::readiness`].
 //!
 //! Prometheus names are the OpenTelemetry names with `.` turned into `_`,
 //! `_seconds` appended for second units and `_total` for counters, e.g.
@@ -28,6 +29,8 @@ use opentelemetry_sdk::metrics::data::{
 use opentelemetry_sdk::metrics::reader::MetricReader;
 use opentelemetry_sdk::metrics::{InstrumentKind, ManualReader, Pipeline, Temporality};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::readiness::Readiness;
 use tokio::net::{TcpListener, TcpStream};
 
 /// Latency buckets (seconds) for RPC durations: 1 ms to 30 s.
@@ -97,27 +100,30 @@ impl MetricReader for PrometheusReader {
     }
 }
 
-/// Binds `addr` and serves `GET /metrics` from `reader` on a background
-/// task; returns the bound address (port 0 picks a free one). Anything else
-/// is answered 404. Must be called inside the tokio runtime.
+/// Binds `addr` and serves on a background task `GET /metrics` from
+/// `reader`, and the probes `GET /readyz` (200 while `readiness` is ready,
+/// else 503) and `GET /livez` (200); returns the bound address (port 0 picks
+/// a free one). Anything else is answered 404. Must be called inside the
+/// tokio runtime.
 pub fn spawn_scrape_endpoint(
     addr: SocketAddr,
     reader: PrometheusReader,
+    readiness: Readiness,
 ) -> std::io::Result<SocketAddr> {
     let listener = std::net::TcpListener::bind(addr)?;
     listener.set_nonblocking(true)?;
     let listener = TcpListener::from_std(listener)?;
     let bound = listener.local_addr()?;
-    tokio::spawn(accept_scrapes(listener, reader));
+    tokio::spawn(accept_scrapes(listener, reader, readiness));
     tracing::info!(addr = %bound, "serving metrics");
     Ok(bound)
 }
 
-async fn accept_scrapes(listener: TcpListener, reader: PrometheusReader) {
+async fn accept_scrapes(listener: TcpListener, reader: PrometheusReader, readiness: Readiness) {
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
-                tokio::spawn(answer_scrape(stream, reader.clone()));
+                tokio::spawn(answer_scrape(stream, reader.clone(), readiness.clone()));
             }
             Err(err) => {
                 tracing::warn!(error = %err, "metrics endpoint cannot accept");
@@ -129,7 +135,7 @@ async fn accept_scrapes(listener: TcpListener, reader: PrometheusReader) {
 }
 
 /// One HTTP/1.1 exchange, then the connection is closed.
-async fn answer_scrape(mut stream: TcpStream, reader: PrometheusReader) {
+async fn answer_scrape(mut stream: TcpStream, reader: PrometheusReader, readiness: Readiness) {
     let head = match tokio::time::timeout(READ_TIMEOUT, read_head(&mut stream)).await {
         Ok(Ok(head)) => head,
         _ => return,
@@ -140,7 +146,16 @@ async fn answer_scrape(mut stream: TcpStream, reader: PrometheusReader) {
     let path = path.map(|p| p.split('?').next().unwrap_or(p));
     let (status, body) = match (method, path) {
         (Some("GET"), Some("/metrics")) => ("200 OK", reader.render()),
-        _ => ("404 Not Found", "not found: try GET /metrics\n".to_owned()),
+        (Some("GET"), Some("/readyz")) if readiness.is_ready() => ("200 OK", "ready\n".to_owned()),
+        (Some("GET"), Some("/readyz")) => (
+            "503 Service Unavailable",
+            "not ready: starting or draining\n".to_owned(),
+        ),
+        (Some("GET"), Some("/livez")) => ("200 OK", "alive\n".to_owned()),
+        _ => (
+            "404 Not Found",
+            "not found: try GET /metrics, /readyz or /livez\n".to_owned(),
+        ),
     };
     let response = format!(
         "HTTP/1.1 {status}\r\ncontent-type: text/plain; version=0.0.4; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",

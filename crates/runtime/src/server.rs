@@ -51,6 +51,7 @@ use crate::aging::AgedConnection;
 use crate::auth::{AuthLayer, ServerAuth};
 use crate::layers::{GrpcMetricsLayer, server_span};
 use crate::metrics::RpcMetrics;
+use crate::readiness::Readiness;
 use crate::settings::{DEFAULT_MAX_CONCURRENT_REQUESTS, DEFAULT_MAX_MESSAGE_BYTES, Settings};
 use crate::shed::LoadShedLayer;
 use crate::tls::ServerTls;
@@ -152,6 +153,8 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 /// `SERVING`) and server reflection v1 and v1alpha built from
 /// [`kpi_proto::FILE_DESCRIPTOR_SET`], until `shutdown` resolves.
 ///
+/// The process's [`Readiness`] (`GET /readyz`) follows the same states.
+///
 /// Then it flips every health entry to `NOT_SERVING` first, keeps serving
 /// for [`ServeOptions::shutdown_delay`], stops accepting connections, lets
 /// in-flight calls finish for up to [`ServeOptions::drain_timeout`], and
@@ -197,6 +200,8 @@ pub async fn serve_with_tls(
 
     let (reporter, health_service) = tonic_health::server::health_reporter();
     set_all(&reporter, service_names, ServingStatus::Serving).await;
+    let mut readiness = Readiness::process().register();
+    readiness.serving();
 
     let reflection_v1 = reflection(service_names).build_v1()?;
     let reflection_v1alpha = reflection(service_names).build_v1alpha()?;
@@ -222,6 +227,7 @@ pub async fn serve_with_tls(
         shutdown.await;
         info!(services = ?names, "draining");
         set_all(&reporter, &names, ServingStatus::NotServing).await;
+        readiness.draining();
         if !shutdown_delay.is_zero() {
             // Load balancers poll health: give them time to see NOT_SERVING
             // and route new calls elsewhere while this one still answers.

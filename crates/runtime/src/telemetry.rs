@@ -40,6 +40,7 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
 use crate::metrics::{PrometheusReader, spawn_scrape_endpoint};
+use crate::readiness::Readiness;
 use crate::settings::{LogFormat, Settings};
 
 /// How often metrics are pushed to the OTLP collector.
@@ -158,7 +159,7 @@ fn serve_metrics(addr: SocketAddr, reader: PrometheusReader) -> Option<SocketAdd
         tracing::error!(%addr, "telemetry initialised outside the tokio runtime; no metrics endpoint");
         return None;
     }
-    match spawn_scrape_endpoint(addr, reader) {
+    match spawn_scrape_endpoint(addr, reader, Readiness::process().clone()) {
         Ok(bound) => Some(bound),
         Err(err) => {
             tracing::error!(%addr, error = %err, "cannot serve metrics; continuing without the scrape endpoint");

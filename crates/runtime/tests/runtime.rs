@@ -759,7 +759,8 @@ async fn scrape_endpoint_renders_counters_and_histograms() -> TestResult {
     latency.record(0.5, &[]);
     latency.record(5.0, &[]);
 
-    let addr = spawn_scrape_endpoint(SocketAddr::from(([127, 0, 0, 1], 0)), reader)?;
+    let readiness = kpi_runtime::readiness::Readiness::new();
+    let addr = spawn_scrape_endpoint(SocketAddr::from(([127, 0, 0, 1], 0)), reader, readiness)?;
     let response = http_get(addr, "GET /metrics HTTP/1.1").await?;
     assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}");
     assert!(
@@ -787,5 +788,53 @@ async fn scrape_endpoint_renders_counters_and_histograms() -> TestResult {
     assert!(other.starts_with("HTTP/1.1 404 Not Found\r\n"), "{other}");
     let post = http_get(addr, "POST /metrics HTTP/1.1").await?;
     assert!(post.starts_with("HTTP/1.1 404 Not Found\r\n"), "{post}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn probe_paths_answer_readiness_and_liveness_over_plain_http() -> TestResult {
+    use kpi_runtime::metrics::{PrometheusReader, spawn_scrape_endpoint};
+    use kpi_runtime::readiness::Readiness;
+    use opentelemetry_sdk::metrics::ManualReader;
+
+    let reader = PrometheusReader::new(std::sync::Arc::new(ManualReader::builder().build()));
+    let readiness = Readiness::new();
+    let addr = spawn_scrape_endpoint(
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+        reader,
+        readiness.clone(),
+    )?;
+    let status_line = |response: String| response.lines().next().unwrap_or_default().to_owned();
+    let ready = || async {
+        http_get(addr, "GET /readyz HTTP/1.1")
+            .await
+            .map(status_line)
+    };
+
+    assert_eq!(
+        ready().await?,
+        "HTTP/1.1 503 Service Unavailable",
+        "no server yet"
+    );
+    let live = http_get(addr, "GET /livez HTTP/1.1").await?;
+    assert!(
+        live.starts_with("HTTP/1.1 200 OK\r\n") && live.ends_with("alive\n"),
+        "{live}"
+    );
+    let mut server = readiness.register();
+    assert_eq!(
+        ready().await?,
+        "HTTP/1.1 503 Service Unavailable",
+        "starting"
+    );
+    server.serving();
+    let response = http_get(addr, "GET /readyz?verbose HTTP/1.1").await?;
+    assert!(response.ends_with("\r\n\r\nready\n"), "{response}");
+    server.draining();
+    assert_eq!(
+        ready().await?,
+        "HTTP/1.1 503 Service Unavailable",
+        "draining"
+    );
     Ok(())
 }

@@ -11,7 +11,9 @@
 //! 3. SIGTERM under load: health turns `NOT_SERVING` before the port
 //!    closes, calls in flight finish, the process exits cleanly within its
 //!    drain timeout, and clients that retry on `UNAVAILABLE` against a
-//!    second instance see zero failures.
+//!    second instance see zero failures. The metrics port's plain-HTTP
+//!    `/readyz` (what probes use when gRPC is behind TLS) turns 503 while
+//!    the process drains.
 //! 4. Load shedding: with `KPI_MAX_CONCURRENT_REQUESTS=2` and two open
 //!    streams, a further call is answered `RESOURCE_EXHAUSTED` with a retry
 //!    hint at once (it never reaches a handler), health still answers, the
@@ -43,7 +45,7 @@ use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::{HealthCheckRequest, HealthCheckResponse};
 use tonic_types::StatusExt;
 
-use crate::support::{Binary, ServiceProcess, sample, scrape};
+use crate::support::{Binary, ServiceProcess, http_get, sample, scrape};
 use fault_support::{
     Ledger, Sender, Stored, TENANT, WAIT_GUARD, acknowledged_at_least, projected, spawn_senders,
     spawn_streams, tickets,
@@ -310,6 +312,63 @@ async fn sigterm_under_load_drains_and_retrying_clients_see_no_failure() -> anyh
         ledger.cut.load(Ordering::SeqCst)
     );
     staying.stop().await?;
+    Ok(())
+}
+
+/// Polls `GET /readyz` until the endpoint stops answering; returns the
+/// status lines seen in order (one entry per change).
+async fn readiness_until_gone(metrics: std::net::SocketAddr) -> Vec<String> {
+    let mut seen: Vec<String> = Vec::new();
+    loop {
+        let now = match http_get(metrics, "/readyz").await {
+            Ok((status, _)) => status,
+            Err(_) => "gone".to_owned(),
+        };
+        if seen.last() != Some(&now) {
+            seen.push(now.clone());
+        }
+        if now == "gone" {
+            return seen;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_http_readiness_turns_503_on_sigterm_before_the_process_goes() -> anyhow::Result<()> {
+    // With TLS on, the kubelet's plain-text `grpc` probes cannot reach
+    // health, and the metrics port's `/readyz` stands in for them. It is
+    // plain HTTP either way, so this runs without TLS.
+    let server = ServiceProcess::spawn(
+        Binary::Catalog,
+        None,
+        &[("KPI_SHUTDOWN_DELAY_MS", "1000".to_owned())],
+    )
+    .await?;
+    let metrics = server.metrics_addr;
+    let (live, body) = http_get(metrics, "/livez").await?;
+    assert_eq!(
+        (live.as_str(), body.as_str()),
+        ("HTTP/1.1 200 OK", "alive\n")
+    );
+    let watch = tokio::spawn(readiness_until_gone(metrics));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    server.signal("-TERM")?;
+    let (status, _) = server.wait_exit().await?;
+    assert!(
+        status.success(),
+        "SIGTERM ends the process cleanly: {status}"
+    );
+    let seen = tokio::time::timeout(WAIT_GUARD, watch).await??;
+    assert_eq!(
+        seen,
+        [
+            "HTTP/1.1 200 OK",
+            "HTTP/1.1 503 Service Unavailable",
+            "gone"
+        ],
+        "ready, then not ready while draining, then gone"
+    );
     Ok(())
 }
 

@@ -307,19 +307,29 @@ fn spawn_log_reader(
 
 /// `GET /metrics` from `addr`: the Prometheus text.
 pub(crate) async fn scrape(addr: SocketAddr) -> anyhow::Result<String> {
+    let (status, body) = http_get(addr, "/metrics").await?;
+    if !status.starts_with("HTTP/1.1 200") {
+        bail!("scrape failed: {status}");
+    }
+    Ok(body)
+}
+
+/// `GET path` from the plain-HTTP endpoint at `addr`: the status line and
+/// the body.
+pub(crate) async fn http_get(addr: SocketAddr, path: &str) -> anyhow::Result<(String, String)> {
     let mut stream = tokio::net::TcpStream::connect(addr).await?;
     stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nhost: test\r\naccept: text/plain\r\n\r\n")
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nhost: test\r\naccept: text/plain\r\n\r\n").as_bytes(),
+        )
         .await?;
     let mut response = String::new();
     stream.read_to_string(&mut response).await?;
     let (head, body) = response
         .split_once("\r\n\r\n")
         .ok_or_else(|| anyhow!("not an HTTP response: {response:?}"))?;
-    if !head.starts_with("HTTP/1.1 200") {
-        bail!("scrape failed: {head}");
-    }
-    Ok(body.to_owned())
+    let status = head.lines().next().unwrap_or_default().to_owned();
+    Ok((status, body.to_owned()))
 }
 
 /// The value of the sample `name` whose labels include every pair in
