@@ -8,7 +8,10 @@ pub struct CacheConfig {
     /// `redis://…` URL of the Redis to use; `None` (the embedded default) uses
     /// the in-process cache.
     pub redis_url: Option<String>,
-    /// Prefix of every key, e.g. `"kpi:v1"`; tests use a unique one.
+    /// Prefix of every key, e.g. `"kpi:v2"`; tests use a unique one. The
+    /// default's number goes up whenever what a cached value holds changes
+    /// (v2: vetoed scorecards rank last), so a rolling deploy never serves
+    /// an old pod's value from a new pod.
     pub prefix: String,
     /// How long a value lives.
     pub ttl: Duration,
@@ -32,7 +35,7 @@ impl Default for CacheConfig {
     fn default() -> Self {
         Self {
             redis_url: None,
-            prefix: "kpi:v1".to_owned(),
+            prefix: "kpi:v2".to_owned(),
             ttl: Duration::from_secs(300),
             op_timeout: Duration::from_millis(50),
             memory_capacity: 10_000,

@@ -35,7 +35,7 @@ impl CacheKey {
     }
 
     /// Renders the key as `{prefix}:{kind}:{{tenant}}:{part1}:{part2}…`, e.g.
-    /// `kpi:v1:scorecard:{acme}:agent-7:2026-W14:csat@3:w1234`.
+    /// `kpi:v2:scorecard:{acme}:agent-7:2026-W14:csat@3:w1234`.
     ///
     /// `%`, `:`, `{` and `}` inside the kind, the tenant and the parts are
     /// percent-escaped, so the rendering is injective: two keys that differ in
@@ -87,8 +87,8 @@ mod tests {
             ["agent:7", "2026-W14", "t{1}@3", "50%"],
         );
         assert_eq!(
-            key.render("kpi:v1"),
-            "kpi:v1:scorecard:{acme}:agent%3A7:2026-W14:t%7B1%7D@3:50%25"
+            key.render("kpi:v2"),
+            "kpi:v2:scorecard:{acme}:agent%3A7:2026-W14:t%7B1%7D@3:50%25"
         );
     }
 

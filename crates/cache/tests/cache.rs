@@ -229,7 +229,7 @@ async fn keys_differing_in_any_part_never_collide() {
     keys.push(longer);
 
     let rendered: std::collections::HashSet<String> =
-        keys.iter().map(|k| k.render("kpi:v1")).collect();
+        keys.iter().map(|k| k.render("kpi:v2")).collect();
     assert_eq!(
         rendered.len(),
         keys.len(),

@@ -1,9 +1,11 @@
 //! Alert rules evaluated on indicator series (DOMAIN.md §5.9), and ranks in
-//! a leaderboard (§5.7). Pure functions: the series come from the caller.
+//! a leaderboard (§5.7, vetoed scorecards last). Pure functions: the series come from the caller.
 
+use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
 use crate::rules::Direction;
+use crate::scorecard::readable;
 use crate::template::{AlertCondition, AlertOp};
 
 /// The series an alert condition reads: indicator key → values, oldest
@@ -76,7 +78,12 @@ pub fn evaluate(
                 AlertOp::Le => actual <= *value,
             };
             fired.then(|| Fired {
-                reason: format!("{indicator} is {actual}, {} {value}", op_words(*op)),
+                reason: format!(
+                    "{indicator} is {}, {} {}",
+                    distinct_words(actual, *value),
+                    op_words(*op),
+                    readable(*value)
+                ),
                 values: BTreeMap::from([(indicator.clone(), values)]),
             })
         }
@@ -104,20 +111,60 @@ fn op_words(op: AlertOp) -> &'static str {
     }
 }
 
-fn join(values: &[f64]) -> String {
-    values
-        .iter()
-        .map(|v| v.to_string())
-        .collect::<Vec<_>>()
-        .join(" → ")
+/// `actual` in words, exact where rounding would make it read as `threshold`
+/// ("3.5, below 3.5" would contradict itself).
+fn distinct_words(actual: f64, threshold: f64) -> String {
+    let words = readable(actual);
+    if actual != threshold && words == readable(threshold) {
+        actual.to_string()
+    } else {
+        words
+    }
 }
 
-/// Competition ranks (1, 2, 2, 4) of `totals`, best (highest) first; the
-/// result is in the order of `totals`.
-pub fn competition_ranks(totals: &[f64]) -> Vec<u32> {
-    totals
+/// A series in words, exact where rounding would hide a change between
+/// neighbours ("4.2 → 4.2" would not read as a decline).
+fn join(values: &[f64]) -> String {
+    let rounded: Vec<String> = values.iter().map(|v| readable(*v)).collect();
+    let hides_a_change =
+        (1..values.len()).any(|i| values[i] != values[i - 1] && rounded[i] == rounded[i - 1]);
+    if hides_a_change {
+        let exact: Vec<String> = values.iter().map(f64::to_string).collect();
+        exact.join(" → ")
+    } else {
+        rounded.join(" → ")
+    }
+}
+
+/// Where a scorecard stands in a leaderboard. A veto forces the lowest grade
+/// (§5.5), so a vetoed scorecard ranks below every scorecard without one,
+/// whatever its total; otherwise the higher total ranks first.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Standing {
+    /// Whether a veto rule fired.
+    pub vetoed: bool,
+    /// The weighted total.
+    pub total: f64,
+}
+
+impl Standing {
+    /// Best first: `Less` when `self` ranks above `other`, `Equal` on a tie.
+    pub fn cmp_best_first(&self, other: &Self) -> Ordering {
+        self.vetoed
+            .cmp(&other.vetoed)
+            .then_with(|| other.total.total_cmp(&self.total))
+    }
+}
+
+/// Competition ranks (1, 2, 2, 4) of `standings`, best first; the result is
+/// in the order of `standings`.
+pub fn competition_ranks(standings: &[Standing]) -> Vec<u32> {
+    standings
         .iter()
-        .map(|t| 1 + totals.iter().filter(|o| *o > t).count() as u32)
+        .map(|s| {
+            let above = standings.iter().filter(|o| o.cmp_best_first(s).is_lt());
+            1 + above.count() as u32
+        })
         .collect()
 }
 
@@ -171,11 +218,64 @@ mod tests {
     }
 
     #[test]
-    fn ties_share_a_rank() {
+    fn alert_reasons_round_unless_rounding_hides_what_fired() {
+        fn fired(rule: &AlertCondition, values: &[f64]) -> String {
+            let any = |_: &str| Direction::HigherIsBetter;
+            let reason = evaluate(rule, &series(&[("csat", values)]), &any).map(|f| f.reason);
+            reason.unwrap_or_default()
+        }
+        let below = |value| AlertCondition::Threshold {
+            indicator: "csat".into(),
+            op: AlertOp::Lt,
+            value,
+        };
         assert_eq!(
-            competition_ranks(&[70.0, 90.0, 70.0, 50.0]),
+            fired(&below(3.5), &[3.466666666]),
+            "csat is 3.47, below 3.5"
+        );
+        assert_eq!(
+            fired(&below(3.5), &[3.4999]),
+            "csat is 3.4999, below 3.5",
+            "3.50 would contradict the rule"
+        );
+        let decline = AlertCondition::ConsecutiveDecline {
+            indicator: "csat".into(),
+            periods: 2,
+        };
+        assert_eq!(
+            fired(&decline, &[4.8333333, 4.6, 4.1]),
+            "csat worsened 2 periods in a row: 4.83 → 4.6 → 4.1"
+        );
+        assert_eq!(
+            fired(&decline, &[4.8, 4.2001, 4.2]),
+            "csat worsened 2 periods in a row: 4.8 → 4.2001 → 4.2"
+        );
+    }
+
+    #[test]
+    fn ties_share_a_rank() {
+        let open = |total| Standing {
+            vetoed: false,
+            total,
+        };
+        assert_eq!(
+            competition_ranks(&[open(70.0), open(90.0), open(70.0), open(50.0)]),
             vec![2, 1, 2, 4]
         );
         assert!(competition_ranks(&[]).is_empty());
+    }
+
+    #[test]
+    fn a_vetoed_scorecard_ranks_below_every_one_without_a_veto() {
+        let card = |vetoed, total| Standing { vetoed, total };
+        // The vetoed 96.1 would be second by total alone.
+        let standings = [
+            card(false, 96.6),
+            card(true, 96.1),
+            card(false, 40.0),
+            card(true, 12.0),
+            card(true, 96.1),
+        ];
+        assert_eq!(competition_ranks(&standings), vec![1, 3, 2, 5, 3]);
     }
 }

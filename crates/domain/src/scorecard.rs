@@ -260,8 +260,9 @@ pub fn score(
                 value.sample
             ),
             (Some(v), true, Some(o)) => format!(
-                "value {v} scores {} points{}",
-                o.score,
+                "value {} scores {} points{}",
+                readable(*v),
+                readable(o.score),
                 if o.band.is_empty() {
                     String::new()
                 } else {
@@ -403,6 +404,26 @@ pub fn cohort_weighted_mean(
     (weight > 0.0).then(|| weighted / weight)
 }
 
+/// A number as a reason's words print it: two decimals at most from 1 up,
+/// three significant digits below, trailing zeros dropped (63.04, 100,
+/// 0.0123). The proto fields carry the exact values; this is for reading.
+pub fn readable(v: f64) -> String {
+    if !v.is_finite() || v == 0.0 {
+        return v.to_string();
+    }
+    let decimals = if v.abs() >= 1.0 {
+        2
+    } else {
+        (2 - v.abs().log10().floor() as i64).clamp(0, 15) as usize
+    };
+    let text = format!("{v:.decimals$}");
+    if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        text
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -412,6 +433,24 @@ mod tests {
     use crate::schema::FactType;
     use crate::template::{Applicability, TeamRollup, VetoRule, default_grades};
     use proptest::prelude::*;
+
+    #[test]
+    fn reasons_print_numbers_readably() {
+        let cases = [
+            (63.035019455252915, "63.04"),
+            (100.0, "100"),
+            (87.5, "87.5"),
+            (-12.345, "-12.35"),
+            (0.012345, "0.0123"),
+            (0.5, "0.5"),
+            (0.99999, "1"),
+            (0.0, "0"),
+            (f64::INFINITY, "inf"),
+        ];
+        for (v, words) in cases {
+            assert_eq!(readable(v), words, "{v}");
+        }
+    }
 
     fn ratio(scale: f64) -> IndicatorDef {
         IndicatorDef {

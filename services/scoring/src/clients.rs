@@ -273,6 +273,11 @@ impl Clients {
 
     /// Whether the tenant has a team `team`.
     pub async fn team_exists(&self, tenant: &str, team: &str) -> Result<bool, Status> {
+        Ok(self.team(tenant, team).await?.is_some())
+    }
+
+    /// The tenant's team `team`, if it has one.
+    pub async fn team(&self, tenant: &str, team: &str) -> Result<Option<ing::Team>, Status> {
         let mut page_token = String::new();
         loop {
             let request = self.request(ing::ListTeamsRequest {
@@ -287,11 +292,11 @@ impl Clients {
                 .await
                 .map_err(ingestion_error)?
                 .into_inner();
-            if page.teams.iter().any(|t| t.team_id == team) {
-                return Ok(true);
+            if let Some(found) = page.teams.into_iter().find(|t| t.team_id == team) {
+                return Ok(Some(found));
             }
             if page.next_page_token.is_empty() {
-                return Ok(false);
+                return Ok(None);
             }
             page_token = page.next_page_token;
         }

@@ -22,7 +22,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use chrono::{DateTime, TimeDelta, Utc};
 use chrono_tz::Tz;
 use kpi_cache::{Cache, CacheKey};
-use kpi_domain::alerting::competition_ranks;
+use kpi_domain::alerting::{Standing, competition_ranks};
 use kpi_domain::calendar::BusinessCalendar;
 use kpi_domain::indicator::IndicatorDef;
 use kpi_domain::period::Period;
@@ -509,12 +509,12 @@ impl Engine {
         template: &str,
         version: u32,
     ) -> Result<(pb::Scorecard, Resolved), Status> {
-        if !self.clients.team_exists(&scope.tenant, team_id).await? {
+        let Some(team) = self.clients.team(&scope.tenant, team_id).await? else {
             return Err(kpi_runtime::status::not_found(format!(
                 "team {team_id} of tenant {}",
                 scope.tenant
             )));
-        }
+        };
         let resolved = self
             .clients
             .resolve(
@@ -535,7 +535,7 @@ impl Engine {
             .cache
             .get_or_compute(&key, || async {
                 Ok::<_, Status>(
-                    self.compute_team(scope, &resolved, team_id)
+                    self.compute_team(scope, &resolved, &team)
                         .await?
                         .encode_to_vec(),
                 )
@@ -548,8 +548,9 @@ impl Engine {
         &self,
         scope: &Scope,
         resolved: &Resolved,
-        team_id: &str,
+        team: &ing::Team,
     ) -> Result<pb::Scorecard, Status> {
+        let team_id = team.team_id.as_str();
         let ids = [team_id.to_string()];
         let previous = scope.previous();
         let ((now, stamp), (before, _)) = tokio::try_join!(
@@ -580,6 +581,7 @@ impl Engine {
             vetoes,
         );
         card.subject = Some(convert::subject(cpb::SubjectKind::Team, team_id));
+        card.display_name = team.display_name.clone();
         card.team_id = team_id.to_string();
         Ok(card)
     }
@@ -779,11 +781,7 @@ impl Engine {
                     .is_none_or(|t| c.subject.as_ref().is_some_and(|s| t.contains(&s.id)))
             })
             .collect();
-        cards.sort_by(|a, b| {
-            b.total
-                .total_cmp(&a.total)
-                .then_with(|| subject_id(a).cmp(subject_id(b)))
-        });
+        cards.sort_by(best_first);
         Ok(cards)
     }
 
@@ -880,11 +878,11 @@ fn scorecard_proto(
 }
 
 /// Sets ranks in the tenant (the whole board) and in each team, and sorts
-/// the board best first (ties by agent id).
+/// the board best first (vetoed scorecards last, ties by agent id).
 fn rank(cards: &mut [pb::Scorecard]) {
-    let totals: Vec<f64> = cards.iter().map(|c| c.total).collect();
+    let standings: Vec<Standing> = cards.iter().map(standing).collect();
     let of = i32::try_from(cards.len()).unwrap_or(i32::MAX);
-    for (card, position) in cards.iter_mut().zip(competition_ranks(&totals)) {
+    for (card, position) in cards.iter_mut().zip(competition_ranks(&standings)) {
         card.rank_in_tenant = Some(pb::Rank {
             position: i32::try_from(position).unwrap_or(i32::MAX),
             of,
@@ -895,18 +893,29 @@ fn rank(cards: &mut [pb::Scorecard]) {
         teams.entry(card.team_id.clone()).or_default().push(i);
     }
     for members in teams.values() {
-        let totals: Vec<f64> = members.iter().map(|i| cards[*i].total).collect();
+        let standings: Vec<Standing> = members.iter().map(|i| standing(&cards[*i])).collect();
         let of = i32::try_from(members.len()).unwrap_or(i32::MAX);
-        for (i, position) in members.iter().zip(competition_ranks(&totals)) {
+        for (i, position) in members.iter().zip(competition_ranks(&standings)) {
             cards[*i].rank_in_team = Some(pb::Rank {
                 position: i32::try_from(position).unwrap_or(i32::MAX),
                 of,
             });
         }
     }
-    cards.sort_by(|a, b| {
-        b.total
-            .total_cmp(&a.total)
-            .then_with(|| subject_id(a).cmp(subject_id(b)))
-    });
+    cards.sort_by(best_first);
+}
+
+/// Where a scorecard stands: vetoed ones below all others, then by total.
+fn standing(card: &pb::Scorecard) -> Standing {
+    Standing {
+        vetoed: !card.vetoes.is_empty(),
+        total: card.total,
+    }
+}
+
+/// Board order: best standing first, ties by subject id.
+fn best_first(a: &pb::Scorecard, b: &pb::Scorecard) -> std::cmp::Ordering {
+    standing(a)
+        .cmp_best_first(&standing(b))
+        .then_with(|| subject_id(a).cmp(subject_id(b)))
 }

@@ -61,7 +61,7 @@ pub fn grpc_service(
         .max_encoding_message_size(max_message_bytes)
 }
 
-/// The cache configuration of these settings (key prefix `kpi:v1`). With
+/// The cache configuration of these settings (key prefix `kpi:v2`). With
 /// Redis, values are kept in process in front of it too: every key names
 /// the versions its value was computed from, so a local copy is never stale.
 pub fn cache_config(settings: &Settings) -> CacheConfig {

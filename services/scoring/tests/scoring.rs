@@ -718,9 +718,17 @@ async fn finance_by_hand_with_a_veto_and_an_insufficient_indicator(kind: DbKind)
     );
     assert_eq!(veto.fact_ids.len(), 1, "{:?}", veto.fact_ids);
     assert!(veto.fact_ids[0].contains("FQ1"), "{:?}", veto.fact_ids);
-    // fa2 has nothing sufficient: total 0. fa1 ranks first of 2.
-    assert_eq!(card.rank_in_tenant, Some(pb::Rank { position: 1, of: 2 }));
-    assert_eq!(card.rank_in_team, Some(pb::Rank { position: 1, of: 2 }));
+    // fa2 has nothing sufficient: total 0, but no veto. A vetoed scorecard
+    // ranks below every one without a veto, so fa1 is second of 2 despite
+    // its higher total.
+    assert_eq!(card.rank_in_tenant, Some(pb::Rank { position: 2, of: 2 }));
+    assert_eq!(card.rank_in_team, Some(pb::Rank { position: 2, of: 2 }));
+    // Reasons print numbers readably; the fields keep them exact.
+    assert_eq!(line(&card, "fcr").reason, "value 80 scores 62.5 points");
+    assert_eq!(
+        line(&card, "compliance_score").reason,
+        "value 96 scores 85 points (进阶)"
+    );
     // Nothing in September: no previous total.
     assert_eq!(card.trend.as_ref().and_then(|t| t.previous_total), None);
 
@@ -740,6 +748,26 @@ async fn finance_by_hand_with_a_veto_and_an_insufficient_indicator(kind: DbKind)
     scored(&team, "fcr", 70.0, 31.25, 2000.0 / 85.0);
     close(team.total, 6450.0 / 85.0);
     assert_eq!(team.grade, "D");
+    assert_eq!(team.display_name, "Team ft");
+
+    // The team's leaderboard lists the vetoed fa1 last, below fa2's 0.
+    let board = s
+        .scoring
+        .list_scorecards(pb::ListScorecardsRequest {
+            parent: "tenants/fin".into(),
+            team_id: "ft".into(),
+            period: Some(month("2026-10-01")),
+            template: "finance".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("list")
+        .into_inner();
+    let order: Vec<_> = board.scorecards.iter().map(|c| c.subject.clone()).collect();
+    assert_eq!(
+        order,
+        vec![Some(agent_subject("fa2")), Some(agent_subject("fa1"))]
+    );
 
     // Reading again gives the same scorecard (from the cache), and so does
     // recomputing it from source after the cache is bypassed by a new key prefix.
