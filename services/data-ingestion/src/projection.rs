@@ -32,8 +32,10 @@ use tonic::Status;
 use crate::calendars::Calendars;
 
 /// Pending batches folded in one transaction: large enough to share the
-/// work of tickets touched by several batches, small enough to bound memory.
-const BATCHES_PER_TRANSACTION: u32 = 8;
+/// work of tickets touched by several batches, small enough to bound memory
+/// (16 against 8: a 1,000,000-event catch-up in half the time, peak RSS
+/// 172 MiB against 145 MiB; README, Benchmarks).
+const BATCHES_PER_TRANSACTION: u32 = 16;
 /// How often the background task looks for batches nobody woke it for.
 const POLL_EVERY: Duration = Duration::from_secs(5);
 /// The pause after a failed projection before the next attempt.

@@ -298,14 +298,14 @@ async fn refold(
         .iter()
         .map(|(id, evs)| facts::fold_conversation(id, &refs(evs), calendar))
         .collect();
-    write_rows(db, tenant, FactType::Conversation, rows, now, changes).await?;
+    write_rows(db, tenant, FactType::Conversation, &rows, now, changes).await?;
 
     let rows: Vec<FactRow> = load_events(db, tenant, "bad_review", &touched.ids("bad_review"))
         .await?
         .iter()
         .map(|(id, evs)| facts::fold_bad_review(id, &refs(evs)))
         .collect();
-    write_rows(db, tenant, FactType::BadReview, rows, now, changes).await?;
+    write_rows(db, tenant, FactType::BadReview, &rows, now, changes).await?;
 
     refold_qa(db, tenant, &touched.ids("qa_review"), now, changes).await?;
 
@@ -314,14 +314,14 @@ async fn refold(
         .values()
         .filter_map(|evs| facts::field_visit_fact(&refs(evs), calendar))
         .collect();
-    write_rows(db, tenant, FactType::FieldVisit, rows, now, changes).await?;
+    write_rows(db, tenant, FactType::FieldVisit, &rows, now, changes).await?;
 
     let rows: Vec<FactRow> = load_events(db, tenant, "assessment", &touched.ids("assessment"))
         .await?
         .values()
         .filter_map(|evs| facts::assessment_fact(&refs(evs)))
         .collect();
-    write_rows(db, tenant, FactType::Assessment, rows, now, changes).await?;
+    write_rows(db, tenant, FactType::Assessment, &rows, now, changes).await?;
 
     refold_roster(db, tenant, &touched.ids("agent"), changes).await?;
     refold_teams(db, tenant, &touched.ids("team"), changes).await?;
@@ -332,18 +332,23 @@ async fn write_rows(
     db: &impl ConnectionTrait,
     tenant: &str,
     fact_type: FactType,
-    rows: Vec<FactRow>,
+    rows: &[FactRow],
     now: DateTime<Utc>,
     changes: &mut ChangeSet,
 ) -> Result<(), StoreError> {
-    note_rows(changes, &rows);
-    upsert_facts(db, tenant, fact_type, &rows, now).await?;
+    note_rows(changes, rows);
+    upsert_facts(db, tenant, fact_type, rows, now).await?;
     Ok(())
 }
 
 /// Tickets: folded from their events; contributors; then the FCR gap of
 /// every ticket in the touched (customer, category) groups. Returns the
 /// fresh rows by ticket id.
+///
+/// A transaction refolds thousands of tickets, and the rows are the
+/// projection's peak memory: each is held once (moved, not cloned), except
+/// the stored rows of untouched group members, kept to see whether their gap
+/// moved.
 async fn refold_tickets(
     db: &impl ConnectionTrait,
     tenant: &str,
@@ -356,7 +361,68 @@ async fn refold_tickets(
         return Ok(BTreeMap::new());
     }
     let list: Vec<String> = ids.iter().cloned().collect();
-    let before = load_facts_where(db, tenant, FactType::Ticket, "ticket_id", &list).await?;
+    // FCR groups: the old (customer, category) of every touched ticket, and
+    // below its new one (a ticket may move between groups).
+    let mut groups: BTreeSet<(String, String)> =
+        load_facts_where(db, tenant, FactType::Ticket, "ticket_id", &list)
+            .await?
+            .iter()
+            .filter_map(fcr_group)
+            .collect();
+    let (fresh, contributors) = fold_tickets(db, tenant, ids, calendar).await?;
+    write_contributors(db, tenant, &list, &contributors).await?;
+    drop(contributors);
+    groups.extend(fresh.values().filter_map(fcr_group));
+    let fresh_ids: BTreeSet<String> = fresh.keys().cloned().collect();
+
+    let customers: BTreeSet<String> = groups.iter().map(|(c, _)| c.clone()).collect();
+    let customers: Vec<String> = customers.into_iter().collect();
+    let mut by_group: BTreeMap<(String, String), Vec<FactRow>> = BTreeMap::new();
+    let mut stored: BTreeMap<String, FactRow> = BTreeMap::new();
+    for row in load_facts_where(db, tenant, FactType::Ticket, "customer_id", &customers).await? {
+        // A refolded ticket's stored row is replaced by its fresh one.
+        if fresh_ids.contains(row.id()) {
+            continue;
+        }
+        if let Some(group) = fcr_group(&row).filter(|g| groups.contains(g)) {
+            stored.insert(row.id().to_string(), row.clone());
+            by_group.entry(group).or_default().push(row);
+        }
+    }
+    let mut rows: Vec<FactRow> = Vec::with_capacity(fresh.len());
+    for row in fresh.into_values() {
+        match fcr_group(&row) {
+            Some(group) => by_group.entry(group).or_default().push(row),
+            None => rows.push(row),
+        }
+    }
+    for mut members in by_group.into_values() {
+        facts::fill_next_contact_gaps(&mut members, calendar);
+        // Other tickets of the group are written only if their gap moved.
+        rows.extend(
+            members
+                .into_iter()
+                .filter(|row| stored.get(row.id()).is_none_or(|before| before != row)),
+        );
+    }
+    // Upserts in id order, as before: concurrent writers lock rows alike.
+    rows.sort_by(|a, b| a.id().cmp(b.id()));
+    write_rows(db, tenant, FactType::Ticket, &rows, now, changes).await?;
+    Ok(rows
+        .into_iter()
+        .filter(|r| fresh_ids.contains(r.id()))
+        .map(|r| (r.id().to_string(), r))
+        .collect())
+}
+
+/// The touched tickets folded from all their events, and their contributors
+/// (ticket, agent, share).
+async fn fold_tickets(
+    db: &impl ConnectionTrait,
+    tenant: &str,
+    ids: &BTreeSet<String>,
+    calendar: &BusinessCalendar,
+) -> Result<(BTreeMap<String, FactRow>, Vec<(String, String, f64)>), StoreError> {
     let events = load_events(db, tenant, "ticket", ids).await?;
     let mut fresh: BTreeMap<String, FactRow> = BTreeMap::new();
     let mut contributors: Vec<(String, String, f64)> = Vec::new();
@@ -369,64 +435,12 @@ async fn refold_tickets(
                 .map(|(agent, share)| (id.clone(), agent, share)),
         );
     }
-    write_contributors(db, tenant, &list, &contributors).await?;
+    Ok((fresh, contributors))
+}
 
-    // FCR groups: old and new (customer, category) of every touched ticket.
-    let group_of = |row: &FactRow| {
-        text(row, "customer_id").map(|c| (c, text(row, "category").unwrap_or_default()))
-    };
-    let groups: BTreeSet<(String, String)> = before
-        .iter()
-        .chain(fresh.values())
-        .filter_map(group_of)
-        .collect();
-    let customers: Vec<String> = groups
-        .iter()
-        .map(|(c, _)| c.clone())
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    let mut by_group: BTreeMap<(String, String), BTreeMap<String, FactRow>> = BTreeMap::new();
-    let mut stored: BTreeMap<String, FactRow> = BTreeMap::new();
-    for row in load_facts_where(db, tenant, FactType::Ticket, "customer_id", &customers).await? {
-        stored.insert(row.id().to_string(), row.clone());
-        if let Some(g) = group_of(&row).filter(|g| groups.contains(g)) {
-            by_group
-                .entry(g)
-                .or_default()
-                .insert(row.id().to_string(), row);
-        }
-    }
-    // Fresh rows replace stored ones; a ticket that left a group leaves it.
-    for members in by_group.values_mut() {
-        members.retain(|id, _| !fresh.contains_key(id));
-    }
-    for (id, row) in &fresh {
-        if let Some(g) = group_of(row) {
-            by_group
-                .entry(g)
-                .or_default()
-                .insert(id.clone(), row.clone());
-        }
-    }
-    let mut rows: BTreeMap<String, FactRow> = fresh.clone();
-    for members in by_group.into_values() {
-        let mut members: Vec<FactRow> = members.into_values().collect();
-        facts::fill_next_contact_gaps(&mut members, calendar);
-        for row in members {
-            // Other tickets of the group are written only if their gap moved.
-            if fresh.contains_key(row.id()) || stored.get(row.id()) != Some(&row) {
-                rows.insert(row.id().to_string(), row);
-            }
-        }
-    }
-    let rows: Vec<FactRow> = rows.into_values().collect();
-    write_rows(db, tenant, FactType::Ticket, rows.clone(), now, changes).await?;
-    Ok(rows
-        .into_iter()
-        .filter(|r| fresh.contains_key(r.id()))
-        .map(|r| (r.id().to_string(), r))
-        .collect())
+/// A ticket's FCR group: (customer, category), if it names a customer.
+fn fcr_group(row: &FactRow) -> Option<(String, String)> {
+    text(row, "customer_id").map(|c| (c, text(row, "category").unwrap_or_default()))
 }
 
 async fn write_contributors(
@@ -537,7 +551,7 @@ async fn refold_surveys(
             facts::survey_fact(&refs(evs), ticket)
         })
         .collect();
-    write_rows(db, tenant, FactType::Survey, rows, now, changes).await
+    write_rows(db, tenant, FactType::Survey, &rows, now, changes).await
 }
 
 /// QA reviews with their items and violations; a corrected review replaces
@@ -562,7 +576,7 @@ async fn refold_qa(
         }
     }
     for (fact_type, rows) in by_type {
-        write_rows(db, tenant, fact_type, rows, now, changes).await?;
+        write_rows(db, tenant, fact_type, &rows, now, changes).await?;
     }
     Ok(())
 }
