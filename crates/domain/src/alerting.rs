@@ -78,12 +78,12 @@ pub fn evaluate(
                 AlertOp::Le => actual <= *value,
             };
             fired.then(|| Fired {
-                reason: format!(
-                    "{indicator} is {}, {} {}",
-                    distinct_words(actual, *value),
-                    op_words(*op),
-                    readable(*value)
-                ),
+                reason: {
+                    let mut w = words(&[actual, *value]).into_iter();
+                    let (actual, value) =
+                        (w.next().unwrap_or_default(), w.next().unwrap_or_default());
+                    format!("{indicator} is {actual}, {} {value}", op_words(*op))
+                },
                 values: BTreeMap::from([(indicator.clone(), values)]),
             })
         }
@@ -111,29 +111,22 @@ fn op_words(op: AlertOp) -> &'static str {
     }
 }
 
-/// `actual` in words, exact where rounding would make it read as `threshold`
-/// ("3.5, below 3.5" would contradict itself).
-fn distinct_words(actual: f64, threshold: f64) -> String {
-    let words = readable(actual);
-    if actual != threshold && words == readable(threshold) {
-        actual.to_string()
+/// Numbers in words, rounded unless rounding would make two neighbours
+/// that differ read alike ("3.5, below 3.5" or "4.2 → 4.2" would contradict
+/// the rule that fired); then all exact.
+fn words(values: &[f64]) -> Vec<String> {
+    let rounded: Vec<String> = values.iter().map(|v| readable(*v)).collect();
+    let hides_a_difference =
+        (1..values.len()).any(|i| values[i] != values[i - 1] && rounded[i] == rounded[i - 1]);
+    if hides_a_difference {
+        values.iter().map(f64::to_string).collect()
     } else {
-        words
+        rounded
     }
 }
 
-/// A series in words, exact where rounding would hide a change between
-/// neighbours ("4.2 → 4.2" would not read as a decline).
 fn join(values: &[f64]) -> String {
-    let rounded: Vec<String> = values.iter().map(|v| readable(*v)).collect();
-    let hides_a_change =
-        (1..values.len()).any(|i| values[i] != values[i - 1] && rounded[i] == rounded[i - 1]);
-    if hides_a_change {
-        let exact: Vec<String> = values.iter().map(f64::to_string).collect();
-        exact.join(" → ")
-    } else {
-        rounded.join(" → ")
-    }
+    words(values).join(" → ")
 }
 
 /// Where a scorecard stands in a leaderboard. A veto forces the lowest grade
