@@ -117,6 +117,15 @@ async fn writes_stay_pending_until_projected(kind: DbKind) {
         projection::newest_pending(&conn, "other").await.unwrap(),
         None
     );
+    // The backlog: one batch, written at the write's instant (µs).
+    let written = Utc.timestamp_micros(now.timestamp_micros()).unwrap();
+    assert_eq!(
+        projection::backlog(&conn).await.unwrap(),
+        projection::Backlog {
+            batches: 1,
+            oldest: Some(written)
+        }
+    );
 
     // A replay after a timeout: all duplicates, no new batch, same version.
     let replay = writer.write("acme", &batch, &[], now).await.unwrap();
@@ -140,7 +149,11 @@ async fn writes_stay_pending_until_projected(kind: DbKind) {
     .await
     .unwrap()
     .expect("one batch was pending");
-    assert_eq!(changes.data_version, 1);
+    assert_eq!((changes.data_version, changes.batches), (1, 1));
+    assert_eq!(
+        projection::backlog(&conn).await.unwrap(),
+        projection::Backlog::default()
+    );
     assert!(changes.agent_ids.contains("a1"));
     assert_eq!(ticket_facts(&conn).await, 2);
     assert_eq!(

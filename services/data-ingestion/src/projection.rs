@@ -15,16 +15,27 @@
 //! Business-hours durations need the tenant's calendar, fetched here from
 //! the catalog ([`Calendars`]); an unreachable catalog delays the facts, it
 //! never loses events.
+//!
+//! How far behind the facts are is exported ([`Meters`]): the batches
+//! pending in the database and the age of the oldest
+//! (`kpi.ingestion.projection.pending_batches`,
+//! `kpi.ingestion.projection.lag`, sampled after every pass and every few
+//! seconds), the batches this process folded and the projections that
+//! failed (`kpi.ingestion.projection.batches`,
+//! `kpi.ingestion.projection.failures`).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex as SyncMutex};
 use std::time::Duration;
 
 use chrono::Utc;
 use kpi_store::DatabaseConnection;
-use kpi_store::ingestion::projection::{newest_pending, pending_tenants, project_pending};
+use kpi_store::ingestion::projection::{
+    Backlog, backlog, newest_pending, pending_tenants, project_pending,
+};
 use kpi_store::ingestion::{Analyzer, ChangeSet};
+use opentelemetry::metrics::Counter;
 use tokio::sync::{Mutex, Notify, broadcast};
 use tokio::task::JoinHandle;
 use tonic::Status;
@@ -44,6 +55,83 @@ const RETRY_AFTER: Duration = Duration::from_secs(1);
 const QUIET_FOR: Duration = Duration::from_millis(200);
 /// Writes waiting that start the background task even while intake goes on.
 const MAX_WAITING_WRITES: u64 = 32;
+/// How often the backlog is sampled besides after each pass (a pass can take
+/// minutes; another replica may have folded the batches).
+const SAMPLE_EVERY: Duration = Duration::from_secs(5);
+
+/// The backlog as last sampled, read by the gauges' callbacks.
+#[derive(Debug)]
+struct Sampled {
+    batches: AtomicU64,
+    /// µs since the epoch; [`NOTHING_PENDING`] when none is timed.
+    oldest: AtomicI64,
+}
+
+const NOTHING_PENDING: i64 = i64::MIN;
+
+impl Sampled {
+    fn store(&self, backlog: Backlog) {
+        self.batches.store(backlog.batches, Ordering::Relaxed);
+        let oldest = backlog
+            .oldest
+            .map_or(NOTHING_PENDING, |t| t.timestamp_micros());
+        self.oldest.store(oldest, Ordering::Relaxed);
+    }
+
+    /// Seconds since the oldest pending batch was written, 0 with none: it
+    /// keeps growing between samples while the projection is stuck.
+    fn lag_seconds(&self) -> f64 {
+        match self.oldest.load(Ordering::Relaxed) {
+            NOTHING_PENDING => 0.0,
+            oldest => (Utc::now().timestamp_micros() - oldest).max(0) as f64 / 1e6,
+        }
+    }
+}
+
+/// The projection's instruments.
+struct Meters {
+    backlog: Arc<Sampled>,
+    /// `kpi.ingestion.projection.batches`: pending batches folded into facts.
+    batches: Counter<u64>,
+    /// `kpi.ingestion.projection.failures`: projections that failed (they
+    /// are retried; the batches stay pending).
+    failures: Counter<u64>,
+}
+
+impl Meters {
+    fn new() -> Self {
+        let meter = kpi_runtime::metrics::meter();
+        let backlog = Arc::new(Sampled {
+            batches: AtomicU64::new(0),
+            oldest: AtomicI64::new(NOTHING_PENDING),
+        });
+        let sampled = backlog.clone();
+        // Observable instruments stay registered with the meter provider.
+        let _pending = meter
+            .u64_observable_gauge("kpi.ingestion.projection.pending_batches")
+            .with_description("batches written but not yet folded into facts, every tenant")
+            .with_callback(move |o| o.observe(sampled.batches.load(Ordering::Relaxed), &[]))
+            .build();
+        let sampled = backlog.clone();
+        let _lag = meter
+            .f64_observable_gauge("kpi.ingestion.projection.lag")
+            .with_unit("s")
+            .with_description("age of the oldest batch not yet folded into facts (0: none)")
+            .with_callback(move |o| o.observe(sampled.lag_seconds(), &[]))
+            .build();
+        Self {
+            backlog,
+            batches: meter
+                .u64_counter("kpi.ingestion.projection.batches")
+                .with_description("pending batches folded into facts")
+                .build(),
+            failures: meter
+                .u64_counter("kpi.ingestion.projection.failures")
+                .with_description("projections that failed and will be retried")
+                .build(),
+        }
+    }
+}
 
 /// The projection of pending batches into facts.
 pub struct Projection {
@@ -58,6 +146,7 @@ pub struct Projection {
     /// One projection per tenant at a time in this process (the database
     /// lock serialises replicas; this keeps waiters off the connection pool).
     tenants: SyncMutex<HashMap<String, Arc<Mutex<()>>>>,
+    meters: Meters,
 }
 
 impl Projection {
@@ -72,6 +161,7 @@ impl Projection {
             wake: Notify::new(),
             writes: AtomicU64::new(0),
             tenants: SyncMutex::default(),
+            meters: Meters::new(),
         })
     }
 
@@ -94,8 +184,18 @@ impl Projection {
         }
     }
 
-    /// Projects the tenant's batches numbered up to `upto`.
+    /// Projects the tenant's batches numbered up to `upto`, then samples
+    /// the backlog; a failure is counted.
     async fn project_until(&self, tenant: &str, upto: i64) -> Result<(), Status> {
+        let result = self.fold_until(tenant, upto).await;
+        if result.is_err() {
+            self.meters.failures.add(1, &[]);
+        }
+        self.sample_backlog().await;
+        result
+    }
+
+    async fn fold_until(&self, tenant: &str, upto: i64) -> Result<(), Status> {
         let lock = self.tenant_lock(tenant);
         let _only_one = lock.lock().await;
         let calendar = self.calendars.get(tenant).await?;
@@ -110,6 +210,7 @@ impl Projection {
         )
         .await?
         {
+            self.meters.batches.add(changes.batches, &[]);
             // Nobody listening is fine: notices are for whoever caches.
             let _ = self.changes.send(changes);
         }
@@ -124,21 +225,41 @@ impl Projection {
         tenants.entry(tenant.to_string()).or_default().clone()
     }
 
+    /// Refreshes the backlog gauges from the database; on failure they keep
+    /// the last sample (the failure is logged by whoever hits it next).
+    async fn sample_backlog(&self) {
+        match backlog(&self.db).await {
+            Ok(backlog) => self.meters.backlog.store(backlog),
+            Err(e) => tracing::debug!(error = %e, "cannot sample the projection backlog"),
+        }
+    }
+
     /// Starts the background task; it runs until the handle is aborted.
     pub fn spawn(self: &Arc<Self>) -> JoinHandle<()> {
         let this = self.clone();
         tokio::spawn(async move {
-            let mut projected_upto = 0;
-            loop {
-                projected_upto = this.wait_for_a_pause(projected_upto).await;
-                if this.project_everything().await {
-                    tokio::time::sleep(RETRY_AFTER).await;
-                } else {
-                    // A wake-up while projecting is kept by Notify for this wait.
-                    let _ = tokio::time::timeout(POLL_EVERY, this.wake.notified()).await;
-                }
-            }
+            tokio::join!(this.project_in_the_background(), this.sample_periodically());
         })
+    }
+
+    async fn project_in_the_background(&self) {
+        let mut projected_upto = 0;
+        loop {
+            projected_upto = self.wait_for_a_pause(projected_upto).await;
+            if self.project_everything().await {
+                tokio::time::sleep(RETRY_AFTER).await;
+            } else {
+                // A wake-up while projecting is kept by Notify for this wait.
+                let _ = tokio::time::timeout(POLL_EVERY, self.wake.notified()).await;
+            }
+        }
+    }
+
+    async fn sample_periodically(&self) {
+        loop {
+            self.sample_backlog().await;
+            tokio::time::sleep(SAMPLE_EVERY).await;
+        }
     }
 
     /// Waits while writes keep coming, until intake is quiet for a moment or
@@ -164,6 +285,7 @@ impl Projection {
             Ok(pending) => pending,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot list pending projections");
+                self.meters.failures.add(1, &[]);
                 return true;
             }
         };

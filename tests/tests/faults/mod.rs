@@ -23,8 +23,10 @@
 //!    `INVALID_ARGUMENT` naming `events`.
 //! 6. Deadlines: with indicator-catalog hung (SIGSTOP), data-ingestion keeps
 //!    taking events and a read that needs a calendar fails with
-//!    `UNAVAILABLE` after `KPI_CALL_TIMEOUT_MS` instead of hanging; once the
-//!    catalog answers again, reads pass and every event is projected once.
+//!    `UNAVAILABLE` after `KPI_CALL_TIMEOUT_MS` instead of hanging, and the
+//!    metrics endpoint shows the projection's backlog, lag and failures;
+//!    once the catalog answers again, reads pass, every event is projected
+//!    once and the backlog reads zero.
 
 mod fault_support;
 
@@ -584,6 +586,22 @@ async fn a_hung_catalog_costs_ingestion_reads_one_deadline_not_a_hang() -> anyho
     );
 
     println!("hung catalog: {}", status.message());
+    // The backlog shows on the metrics endpoint: the read's projection
+    // failed (counted) and sampled the batches still pending.
+    let stuck = scrape(ingestion.metrics_addr).await?;
+    let projection = |text: &str, name: &str| sample(text, name, &[]);
+    assert!(
+        projection(&stuck, "kpi_ingestion_projection_failures_total") >= 1.0,
+        "{stuck}"
+    );
+    assert!(
+        projection(&stuck, "kpi_ingestion_projection_pending_batches") >= 1.0,
+        "{stuck}"
+    );
+    assert!(
+        projection(&stuck, "kpi_ingestion_projection_lag_seconds") > 0.0,
+        "{stuck}"
+    );
     catalog.signal("-CONT")?;
     let recovered = tokio::time::timeout(WAIT_GUARD, async {
         loop {
@@ -599,6 +617,27 @@ async fn a_hung_catalog_costs_ingestion_reads_one_deadline_not_a_hang() -> anyho
     .await?;
     recovered?;
     assert_exactly_once(&ledger, &events, &db.url).await?;
+    // Folded by the read or the background task, whichever came first; the
+    // one that folded samples the backlog just after.
+    let caught_up = tokio::time::timeout(WAIT_GUARD, async {
+        loop {
+            let text = scrape(ingestion.metrics_addr).await?;
+            if projection(&text, "kpi_ingestion_projection_pending_batches") == 0.0 {
+                return anyhow::Ok(text);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await??;
+    assert_eq!(
+        projection(&caught_up, "kpi_ingestion_projection_lag_seconds"),
+        0.0,
+        "{caught_up}"
+    );
+    assert!(
+        projection(&caught_up, "kpi_ingestion_projection_batches_total") >= 1.0,
+        "{caught_up}"
+    );
     ingestion.stop().await?;
     catalog.stop().await?;
     Ok(())

@@ -20,6 +20,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(CreateIngestionTables),
             Box::new(CreatePendingBatches),
+            Box::new(PendingBatchesWrittenAt),
         ]
     }
 }
@@ -80,6 +81,46 @@ impl MigrationTrait for CreatePendingBatches {
                 Table::drop()
                     .table(Alias::new("ing_pending"))
                     .if_exists()
+                    .to_owned(),
+            )
+            .await
+    }
+}
+
+/// When each pending batch was written (µs since the epoch), so the
+/// projection's lag can be told: the age of the oldest batch still pending.
+/// Batches written before this column existed have none and are left out
+/// of the age.
+struct PendingBatchesWrittenAt;
+
+impl MigrationName for PendingBatchesWrittenAt {
+    fn name(&self) -> &str {
+        "m0003_pending_batches_written_at"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for PendingBatchesWrittenAt {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        if manager.has_column("ing_pending", "written_at").await? {
+            return Ok(());
+        }
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(Alias::new("ing_pending"))
+                    .add_column(col("written_at").big_integer().null())
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(Alias::new("ing_pending"))
+                    .drop_column(Alias::new("written_at"))
                     .to_owned(),
             )
             .await

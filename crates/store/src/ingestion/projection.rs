@@ -106,6 +106,37 @@ pub async fn newest_pending(
     })
 }
 
+/// The backlog of every tenant: how many batches are pending and when the
+/// oldest of them was written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Backlog {
+    /// Pending batches.
+    pub batches: u64,
+    /// When the oldest pending batch was written (none if nothing is
+    /// pending, or only batches from before writes were timed).
+    pub oldest: Option<DateTime<Utc>>,
+}
+
+/// The backlog of every tenant, in one statement.
+pub async fn backlog(db: &impl ConnectionTrait) -> Result<Backlog, StoreError> {
+    let backend = db.get_database_backend();
+    let row = db
+        .query_one_raw(Statement::from_string(
+            backend,
+            "SELECT count(*) AS \"batches\", min(\"written_at\") AS \"oldest\" FROM \"ing_pending\"",
+        ))
+        .await?;
+    Ok(match row {
+        Some(row) => Backlog {
+            batches: u64::try_from(row.try_get::<i64>("", "batches")?).unwrap_or_default(),
+            oldest: row
+                .try_get::<Option<i64>>("", "oldest")?
+                .and_then(from_micros),
+        },
+        None => Backlog::default(),
+    })
+}
+
 /// The tenants with pending batches, each with its newest batch.
 pub async fn pending_tenants(db: &impl ConnectionTrait) -> Result<Vec<(String, i64)>, StoreError> {
     let backend = db.get_database_backend();
@@ -134,12 +165,13 @@ pub async fn project_pending(
 ) -> Result<Option<ChangeSet>, StoreError> {
     let txn = db.begin().await?;
     lock_tenant(&txn, tenant).await?;
-    let Some(touched) = take_batches(&txn, tenant, upto, max_batches).await? else {
+    let Some((touched, batches)) = take_batches(&txn, tenant, upto, max_batches).await? else {
         txn.rollback().await?;
         return Ok(None);
     };
     let mut changes = ChangeSet {
         tenant: tenant.to_string(),
+        batches,
         start: touched.start.and_then(from_micros),
         end: touched.end.and_then(from_micros),
         ..ChangeSet::default()
@@ -183,7 +215,7 @@ async fn take_batches(
     tenant: &str,
     upto: i64,
     max_batches: u32,
-) -> Result<Option<Touched>, StoreError> {
+) -> Result<Option<(Touched, u64)>, StoreError> {
     let backend = db.get_database_backend();
     let mut p = Placeholders::new(backend);
     let (t, u, n) = (p.next(), p.next(), p.next());
@@ -199,6 +231,7 @@ async fn take_batches(
     let rows = db
         .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
         .await?;
+    let taken = rows.len() as u64;
     let mut merged: Option<Touched> = None;
     for row in rows {
         let json: String = row.try_get("", "touched")?;
@@ -208,7 +241,7 @@ async fn take_batches(
         })?;
         merged.get_or_insert_with(Touched::default).merge(touched);
     }
-    Ok(merged)
+    Ok(merged.map(|touched| (touched, taken)))
 }
 
 /// Loads every stored event of these entities, grouped by entity id.

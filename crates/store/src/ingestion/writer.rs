@@ -49,6 +49,8 @@ pub struct ChangeSet {
     pub tenant: String,
     /// The tenant's data version when the facts were written.
     pub data_version: i64,
+    /// How many pending batches were folded.
+    pub batches: u64,
     /// The earliest event time touched.
     pub start: Option<DateTime<Utc>>,
     /// The latest event time touched.
@@ -358,7 +360,12 @@ fn after_events(
 ) -> Result<Vec<Statement>, StoreError> {
     let mut statements = Vec::new();
     if !stored.fresh.is_empty() {
-        statements.push(pending_batch(backend, batch.tenant, &stored.fresh)?);
+        statements.push(pending_batch(
+            backend,
+            batch.tenant,
+            &stored.fresh,
+            batch.now,
+        )?);
         statements.push(bump_version(backend, batch.tenant, batch.now));
     }
     statements.extend(count_outcomes(
@@ -377,6 +384,7 @@ fn pending_batch(
     backend: DbBackend,
     tenant: &str,
     fresh: &[&Event],
+    now: DateTime<Utc>,
 ) -> Result<Statement, StoreError> {
     let touched = serde_json::to_string(&Touched::of(fresh.iter().copied())).map_err(|e| {
         StoreError::Corrupt {
@@ -385,13 +393,16 @@ fn pending_batch(
         }
     })?;
     let mut p = Placeholders::new(backend);
-    let tuple = p.tuple(2);
+    let tuple = p.tuple(3);
     Ok(Statement::from_sql_and_values(
         backend,
-        format!("INSERT INTO \"ing_pending\" (\"tenant\", \"touched\") VALUES {tuple}"),
+        format!(
+            "INSERT INTO \"ing_pending\" (\"tenant\", \"touched\", \"written_at\") VALUES {tuple}"
+        ),
         [
             Value::String(Some(tenant.to_string())),
             Value::String(Some(touched)),
+            Value::BigInt(Some(micros(now))),
         ],
     ))
 }
