@@ -30,6 +30,9 @@ impl Backend {
 /// worth saving; it has four connections at most).
 const SQLITE_STATEMENT_CACHE: usize = 16;
 
+/// Prepared statements each PostgreSQL connection keeps (see [`connect_warm`]).
+const POSTGRES_STATEMENT_CACHE: usize = 32;
+
 /// Connects to `url`. SQLite databases get WAL journaling and a busy timeout
 /// so that concurrent writers wait instead of failing; pools are sized for
 /// the backend (SQLite allows one writer at a time anyway).
@@ -55,14 +58,22 @@ pub async fn connect_warm(url: &str, warm: u32) -> Result<DatabaseConnection, Db
                 .max_connections(16)
                 .min_connections(warm.clamp(1, 16))
                 .map_sqlx_postgres_opts(|o| {
-                    // No prepared-statement cache on PostgreSQL: batch statements
-                    // (multi-row upserts of up to 30,000 parameters) differ with
-                    // every batch size and are rarely reused, and cached ones
-                    // (their text and parameter types, per connection) grew the
-                    // data-ingestion process past 450 MiB over a million
-                    // events. Unnamed statements cost one parse each, which
-                    // the hot statements can afford.
-                    o.statement_cache_capacity(0)
+                    // Each connection keeps its last statements prepared: a
+                    // point read (a tenant's data version or catalog revision,
+                    // read for every scorecard request) then costs one round
+                    // trip instead of two (parse and describe, then bind and
+                    // execute). The statements that run on PostgreSQL have
+                    // fixed texts (bulk rows go as one JSON parameter, events
+                    // by COPY), so the cache holds few, small entries. (When
+                    // multi-row VALUES lists of thousands of placeholders ran
+                    // here, sqlx's default cache of 100 per connection grew
+                    // data-ingestion past 450 MiB over a million events.)
+                    //
+                    // Custom plans always, as unnamed statements get: a
+                    // generic plan, chosen once for every tenant and period,
+                    // can be far off for a tenant whose data is skewed.
+                    o.statement_cache_capacity(POSTGRES_STATEMENT_CACHE)
+                        .options([("plan_cache_mode", "force_custom_plan")])
                 });
         }
         Backend::Sqlite => {
