@@ -176,6 +176,60 @@ async fn writes_stay_pending_until_projected(kind: DbKind) {
     );
 }
 
+/// The backlog spans tenants, and its age is the oldest timed batch's: a
+/// batch written by a release before batches were timed (no `written_at`)
+/// is counted but has no age.
+async fn backlog_counts_every_tenant_and_ages_by_the_oldest(kind: DbKind) {
+    let (_db, conn) = ingestion_db(kind).await;
+    let backend = conn.get_database_backend();
+    conn.execute_raw(Statement::from_string(
+        backend,
+        "INSERT INTO \"ing_pending\" (\"tenant\", \"touched\") VALUES ('old', '{}')",
+    ))
+    .await
+    .unwrap();
+    assert_eq!(
+        projection::backlog(&conn).await.unwrap(),
+        projection::Backlog {
+            batches: 1,
+            oldest: None
+        }
+    );
+    let writer = IngestWriter::new(conn.clone());
+    let first = Utc.with_ymd_and_hms(2026, 3, 2, 12, 0, 0).unwrap();
+    let later = first + TimeDelta::minutes(5);
+    let batch = |id: &str| [ticket_event(id, id, TicketEventType::Created, 0)];
+    writer
+        .write("acme", &batch("e1"), &[], later)
+        .await
+        .unwrap();
+    writer
+        .write("other", &batch("e2"), &[], first)
+        .await
+        .unwrap();
+    writer
+        .write("acme", &batch("e3"), &[], later)
+        .await
+        .unwrap();
+    assert_eq!(
+        projection::backlog(&conn).await.unwrap(),
+        projection::Backlog {
+            batches: 4,
+            oldest: Some(first)
+        }
+    );
+}
+
+#[tokio::test]
+async fn backlog_on_sqlite() {
+    backlog_counts_every_tenant_and_ages_by_the_oldest(DbKind::Sqlite).await;
+}
+
+#[tokio::test]
+async fn backlog_on_postgres() {
+    backlog_counts_every_tenant_and_ages_by_the_oldest(DbKind::Postgres).await;
+}
+
 #[tokio::test]
 async fn pending_projection_on_sqlite() {
     writes_stay_pending_until_projected(DbKind::Sqlite).await;

@@ -299,3 +299,29 @@ impl Projection {
         failed
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeDelta;
+
+    use super::*;
+
+    #[test]
+    fn lag_is_the_oldest_batch_age_and_zero_when_none_is_pending() {
+        let sampled = Sampled {
+            batches: AtomicU64::new(0),
+            oldest: AtomicI64::new(NOTHING_PENDING),
+        };
+        assert_eq!(sampled.lag_seconds(), 0.0);
+        sampled.store(Backlog {
+            batches: 3,
+            oldest: Some(Utc::now() - TimeDelta::seconds(90)),
+        });
+        assert_eq!(sampled.batches.load(Ordering::Relaxed), 3);
+        let lag = sampled.lag_seconds();
+        // Measured from now: 90 s, plus the moment this test took.
+        assert!((90.0..100.0).contains(&lag), "{lag}");
+        sampled.store(Backlog::default());
+        assert_eq!(sampled.lag_seconds(), 0.0);
+    }
+}
