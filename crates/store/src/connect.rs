@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use sea_orm::sqlx::Executor as _;
 use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
 
 /// The database behind a URL.
@@ -68,12 +69,21 @@ pub async fn connect_warm(url: &str, warm: u32) -> Result<DatabaseConnection, Db
                     // multi-row VALUES lists of thousands of placeholders ran
                     // here, sqlx's default cache of 100 per connection grew
                     // data-ingestion past 450 MiB over a million events.)
-                    //
+                    o.statement_cache_capacity(POSTGRES_STATEMENT_CACHE)
+                })
+                .map_sqlx_postgres_pool_opts(|o| {
                     // Custom plans always, as unnamed statements get: a
                     // generic plan, chosen once for every tenant and period,
-                    // can be far off for a tenant whose data is skewed.
-                    o.statement_cache_capacity(POSTGRES_STATEMENT_CACHE)
-                        .options([("plan_cache_mode", "force_custom_plan")])
+                    // can be far off for a tenant whose data is skewed. Set
+                    // by a statement, not the `options` startup parameter,
+                    // which PgBouncer refuses unless configured to pass it.
+                    o.after_connect(|conn, _| {
+                        Box::pin(async move {
+                            conn.execute("SET plan_cache_mode = force_custom_plan")
+                                .await?;
+                            Ok(())
+                        })
+                    })
                 });
         }
         Backend::Sqlite => {

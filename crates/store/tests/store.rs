@@ -56,6 +56,27 @@ async fn migrations_on_postgres() {
     migrations_apply_twice_and_match_the_schema(DbKind::Postgres).await;
 }
 
+/// Every pooled PostgreSQL connection plans each execution for its own
+/// parameters, prepared statement or not (set once per connection).
+#[tokio::test]
+async fn postgres_connections_force_custom_plans() {
+    let db = TestDb::new(DbKind::Postgres).await.unwrap();
+    let conn = kpi_store::connect_warm(&db.url, 3).await.unwrap();
+    let show = || async {
+        let row = conn
+            .query_one_raw(Statement::from_string(
+                conn.get_database_backend(),
+                "SHOW plan_cache_mode",
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        row.try_get::<String>("", "plan_cache_mode").unwrap()
+    };
+    let modes = futures::future::join_all((0..6).map(|_| show())).await;
+    assert!(modes.iter().all(|m| m == "force_custom_plan"), "{modes:?}");
+}
+
 /// A fresh database with the ingestion tables (kept alive by the `TestDb`).
 async fn ingestion_db(kind: DbKind) -> (TestDb, DatabaseConnection) {
     let db = TestDb::new(kind).await.unwrap();
