@@ -67,6 +67,7 @@ struct Sampled {
     oldest: AtomicI64,
 }
 
+/// [`Sampled::oldest`] when no timed batch is pending.
 const NOTHING_PENDING: i64 = i64::MIN;
 
 impl Sampled {
