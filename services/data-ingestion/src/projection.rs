@@ -177,22 +177,26 @@ impl Projection {
         self.wake.notify_one();
     }
 
-    /// Projects everything of `tenant` that was written before this call.
+    /// Projects everything of `tenant` that was written before this call,
+    /// then samples the backlog if there was anything to project.
     pub async fn catch_up(&self, tenant: &str) -> Result<(), Status> {
         match newest_pending(&self.db, tenant).await? {
-            Some(upto) => self.project_until(tenant, upto).await,
+            Some(upto) => {
+                let result = self.project_until(tenant, upto).await;
+                self.sample_backlog().await;
+                result
+            }
             None => Ok(()),
         }
     }
 
-    /// Projects the tenant's batches numbered up to `upto`, then samples
-    /// the backlog; a failure is counted.
+    /// Projects the tenant's batches numbered up to `upto`; a failure is
+    /// counted.
     async fn project_until(&self, tenant: &str, upto: i64) -> Result<(), Status> {
         let result = self.fold_until(tenant, upto).await;
         if result.is_err() {
             self.meters.failures.add(1, &[]);
         }
-        self.sample_backlog().await;
         result
     }
 
@@ -297,6 +301,7 @@ impl Projection {
                 failed = true;
             }
         }
+        self.sample_backlog().await;
         failed
     }
 }
