@@ -23,6 +23,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let descriptors = protox::compile(FILES, [&root])?;
     std::fs::write(out.join("kpi_descriptor.bin"), descriptors.encode_to_vec())?;
 
-    tonic_prost_build::configure().compile_fds(descriptors)?;
+    tonic_prost_build::configure()
+        // Hand-written, so that scoring can send cached scorecards' bytes as
+        // they are (see `pre_encoded.rs`).
+        .extern_path(
+            ".kpi.scoring.v1.GetScorecardResponse",
+            "crate::pre_encoded::GetScorecardResponse",
+        )
+        .extern_path(
+            ".kpi.scoring.v1.ListScorecardsResponse",
+            "crate::pre_encoded::ListScorecardsResponse",
+        )
+        .compile_fds(descriptors)?;
     Ok(())
 }

@@ -8,10 +8,13 @@
 //! - [`FILE_DESCRIPTOR_SET`]: the encoded descriptors, for reflection.
 //! - [`convert`]: proto ↔ domain conversions shared by the services' edges.
 //! - [`events`]: domain events → proto events, for clients such as `kpictl`.
+//! - [`pre_encoded`]: `GetScorecardResponse` and `ListScorecardsResponse`,
+//!   hand-written so that a server can send scorecards already encoded.
 #![allow(missing_docs, clippy::all, unreachable_pub)]
 
 pub mod convert;
 pub mod events;
+pub mod pre_encoded;
 
 /// The `kpi.*.v1` packages, nested as the generated code expects.
 pub mod kpi {
@@ -41,6 +44,7 @@ pub mod kpi {
         /// `kpi.scoring.v1`.
         pub mod v1 {
             tonic::include_proto!("kpi.scoring.v1");
+            pub use crate::pre_encoded::{GetScorecardResponse, ListScorecardsResponse};
         }
     }
 }

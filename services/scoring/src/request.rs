@@ -2,6 +2,8 @@
 //! field path and answered at once as `INVALID_ARGUMENT` with
 //! `google.rpc.BadRequest` field violations.
 
+use std::ops::Range;
+
 use kpi_domain::period::{Period, PeriodKind};
 use kpi_proto::common as cpb;
 use kpi_runtime::names;
@@ -206,12 +208,53 @@ pub fn page_token(offset: usize) -> String {
 
 /// The page of `items` at `offset` and the next page's token.
 pub fn paginate<T>(items: Vec<T>, size: usize, offset: usize) -> (Vec<T>, String) {
-    let total = items.len();
-    let page: Vec<T> = items.into_iter().skip(offset).take(size).collect();
-    let next = if offset + page.len() < total {
-        page_token(offset + page.len())
+    let (range, next) = page_range(items.len(), size, offset);
+    let page = items
+        .into_iter()
+        .skip(range.start)
+        .take(range.len())
+        .collect();
+    (page, next)
+}
+
+/// Which of `total` items the page at `offset` holds, and the next page's
+/// token (empty after the last page).
+pub fn page_range(total: usize, size: usize, offset: usize) -> (Range<usize>, String) {
+    let start = offset.min(total);
+    let end = start.saturating_add(size).min(total);
+    let next = if end < total {
+        page_token(end)
     } else {
         String::new()
     };
-    (page, next)
+    (start..end, next)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_cover_every_item_once_and_the_last_has_no_token() {
+        // Five items, pages of two: 0..2, 2..4, 4..5.
+        let (first, next) = page_range(5, 2, 0);
+        assert_eq!((first, next.is_empty()), (0..2, false));
+        assert_eq!(next, page_token(2));
+        assert_eq!(page_range(5, 2, 2), (2..4, page_token(4)));
+        assert_eq!(page_range(5, 2, 4), (4..5, String::new()));
+        // Exactly full, and past the end (a token from a longer list).
+        assert_eq!(page_range(4, 2, 2), (2..4, String::new()));
+        assert_eq!(page_range(5, 2, 9), (5..5, String::new()));
+        assert_eq!(page_range(0, 50, 0), (0..0, String::new()));
+    }
+
+    #[test]
+    fn paginate_takes_the_items_of_the_page() {
+        let items = vec!['a', 'b', 'c', 'd', 'e'];
+        assert_eq!(
+            paginate(items.clone(), 2, 2),
+            (vec!['c', 'd'], page_token(4))
+        );
+        assert_eq!(paginate(items, 2, 4), (vec!['e'], String::new()));
+    }
 }

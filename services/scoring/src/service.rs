@@ -2,12 +2,13 @@
 //! through the [`Engine`], answer.
 
 use kpi_proto::common as cpb;
+use kpi_proto::pre_encoded::EncodedBoard;
 use kpi_proto::scoring as pb;
 use kpi_proto::scoring::scoring_service_server::ScoringService;
 use tonic::{Request, Response, Status};
 
 use crate::engine::{Engine, Scope};
-use crate::request::{Checks, SubjectRef, paginate};
+use crate::request::{Checks, SubjectRef, page_range, paginate};
 use crate::values::{self, Side};
 
 /// The scoring service.
@@ -123,6 +124,9 @@ impl ScoringService for ScoringApi {
             version.to_string(),
         ];
         let (subject, template) = (&args.subject, req.template.as_str());
+        // Sent as cached: a hit is neither decoded nor encoded again. Only
+        // this process's encoder wrote these bytes (or a replica's, through
+        // Redis, under the same versioned key prefix).
         let scorecard = self
             .engine
             .answer(
@@ -137,9 +141,9 @@ impl ScoringService for ScoringApi {
                 },
             )
             .await?;
-        Ok(Response::new(pb::GetScorecardResponse {
-            scorecard: Some(scorecard),
-        }))
+        Ok(Response::new(pb::GetScorecardResponse::pre_encoded(
+            scorecard,
+        )))
     }
 
     async fn list_scorecards(
@@ -159,7 +163,9 @@ impl ScoringService for ScoringApi {
         };
         let parts = [req.team_id.clone(), req.template.clone()];
         let (team, template) = (req.team_id.as_str(), req.template.as_str());
-        let board: pb::ListScorecardsResponse = self
+        // The page is cut from the cached board's bytes and sent as it is:
+        // a page request decodes no scorecard.
+        let board = self
             .engine
             .answer(
                 &tenant,
@@ -174,14 +180,17 @@ impl ScoringService for ScoringApi {
                 },
             )
             .await?;
-        let cards = board.scorecards;
-        let total_size = i32::try_from(cards.len()).unwrap_or(i32::MAX);
-        let (scorecards, next_page_token) = paginate(cards, size, offset);
-        Ok(Response::new(pb::ListScorecardsResponse {
-            scorecards,
+        let board = EncodedBoard::parse(board).map_err(|e| {
+            tracing::warn!(error = %e, "a cached leaderboard did not decode");
+            Status::internal("a cached value did not decode")
+        })?;
+        let (page, next_page_token) = page_range(board.len(), size, offset);
+        let total_size = i32::try_from(board.len()).unwrap_or(i32::MAX);
+        Ok(Response::new(pb::ListScorecardsResponse::pre_encoded(
+            board.entries(page),
             next_page_token,
             total_size,
-        }))
+        )))
     }
 
     async fn explain_scorecard(
