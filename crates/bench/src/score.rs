@@ -517,13 +517,16 @@ fn month_period() -> cpb::Period {
     }
 }
 
-/// Every scorecard of the month, page by page.
+/// Every scorecard of the month, page by page, and how long each page took
+/// (the first computes the board; the others are cut from the cached one).
 async fn leaderboard(
     client: &mut ScoringServiceClient<Channel>,
-) -> anyhow::Result<Vec<pb::Scorecard>> {
+) -> anyhow::Result<(Vec<pb::Scorecard>, Vec<Duration>)> {
     let mut out = Vec::new();
+    let mut took = Vec::new();
     let mut page_token = String::new();
     loop {
+        let started = Instant::now();
         let page = client
             .list_scorecards(pb::ListScorecardsRequest {
                 parent: format!("tenants/{TENANT}"),
@@ -534,9 +537,10 @@ async fn leaderboard(
             })
             .await?
             .into_inner();
+        took.push(started.elapsed());
         out.extend(page.scorecards);
         if page.next_page_token.is_empty() {
-            return Ok(out);
+            return Ok((out, took));
         }
         page_token = page.next_page_token;
     }
@@ -588,7 +592,7 @@ pub(crate) async fn run_score(d: DatasetArgs) -> anyhow::Result<()> {
     let stack = Stack::start(&d, None).await?;
     let mut client = stack.client().await?;
     let started = Instant::now();
-    let cards = leaderboard(&mut client).await?;
+    let (cards, pages) = leaderboard(&mut client).await?;
     let value = started.elapsed();
     ensure!(
         cards.len() == d.agents as usize,
@@ -605,6 +609,14 @@ pub(crate) async fn run_score(d: DatasetArgs) -> anyhow::Result<()> {
         cards.len(),
         value.as_secs_f64(),
         baseline.as_secs_f64()
+    );
+    let pages: Vec<String> = pages
+        .iter()
+        .map(|t| format!("{:.1}", t.as_secs_f64() * 1_000.0))
+        .collect();
+    println!(
+        "pages of the leaderboard (ms; the first computes it, the others are cut from the cached board): {}",
+        pages.join(", ")
     );
     println!(
         "RESULT score value={:.3} baseline={:.3} ratio={:.2} peak_rss_mib={peak:.1}",
