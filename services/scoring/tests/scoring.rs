@@ -39,6 +39,8 @@ struct Stack {
     ingestion: IngestionServiceClient<Channel>,
     catalog: CatalogServiceClient<Channel>,
     cache: Cache,
+    /// How the scoring server was set up, for a second replica.
+    scoring_setup: (kpi_runtime::Settings, CacheConfig),
     scoring_server: Option<RunningServer>,
     ingestion_server: Option<RunningServer>,
     catalog_server: Option<RunningServer>,
@@ -93,7 +95,7 @@ async fn start(kind: DbKind, choice: CacheChoice, test: &str) -> Stack {
         ),
         CacheChoice::Redis(url) => (url, Duration::from_millis(100), false),
     };
-    let cache = Cache::new(CacheConfig {
+    let cache_config = CacheConfig {
         redis_url: Some(redis_url),
         prefix: kpi_testkit::unique_prefix(test),
         ttl: Duration::from_secs(120),
@@ -101,19 +103,12 @@ async fn start(kind: DbKind, choice: CacheChoice, test: &str) -> Stack {
         breaker_cooldown: Duration::from_millis(100),
         memory_in_front,
         ..CacheConfig::default()
-    })
-    .expect("cache");
-    let scoring_app = scoring::App::build_with_cache(&settings, cache.clone())
-        .await
-        .expect("scoring");
-    assert_eq!(scoring_app.cache_backend(), "redis");
-    let scoring_addr = scoring_app.local_addr().expect("addr");
-    let scoring_server = RunningServer::spawn(scoring_addr, |s| scoring_app.run_until_stopped(s));
+    };
+    let (scoring, cache, scoring_server) = start_scoring(&settings, cache_config.clone()).await;
 
     Stack {
-        scoring: ScoringServiceClient::connect(scoring_server.endpoint())
-            .await
-            .expect("scoring client"),
+        scoring,
+        scoring_setup: (settings, cache_config),
         ingestion: IngestionServiceClient::connect(ingestion_server.endpoint())
             .await
             .expect("ingestion client"),
@@ -126,6 +121,25 @@ async fn start(kind: DbKind, choice: CacheChoice, test: &str) -> Stack {
         catalog_server: Some(catalog_server),
         _db: db,
     }
+}
+
+/// A scoring server (a replica: its own in-process tier) with a client.
+async fn start_scoring(
+    settings: &kpi_runtime::Settings,
+    cache_config: CacheConfig,
+) -> (ScoringServiceClient<Channel>, Cache, RunningServer) {
+    let cache = Cache::new(cache_config).expect("cache");
+    let app = scoring::App::build_with_cache(settings, cache.clone())
+        .await
+        .expect("scoring");
+    assert_eq!(app.cache_backend(), "redis");
+    let server = RunningServer::spawn(app.local_addr().expect("addr"), |s| {
+        app.run_until_stopped(s)
+    });
+    let client = ScoringServiceClient::connect(server.endpoint())
+        .await
+        .expect("scoring client");
+    (client, cache, server)
 }
 
 /// The starter kit for `tenant`, in Shanghai time (UTC+8, no DST):
@@ -1757,6 +1771,78 @@ async fn redis_paused_scorecards_stay_correct() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_flushed_scorecards_stay_correct() {
     survives("flushed").await;
+}
+
+/// Every page of a leaderboard of one scoring server, pages of one.
+async fn every_page(
+    scoring: &mut ScoringServiceClient<Channel>,
+    tenant: &str,
+    period: cpb::Period,
+) -> Vec<pb::ListScorecardsResponse> {
+    let mut pages = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let page = scoring
+            .list_scorecards(pb::ListScorecardsRequest {
+                parent: format!("tenants/{tenant}"),
+                period: Some(period.clone()),
+                page_size: 1,
+                page_token,
+                ..Default::default()
+            })
+            .await
+            .expect("page")
+            .into_inner();
+        page_token = page.next_page_token.clone();
+        pages.push(page);
+        if page_token.is_empty() {
+            return pages;
+        }
+    }
+}
+
+/// Cached answers go out as the bytes cached: a second replica finds in
+/// Redis what the first computed and answers it byte for byte, computing
+/// nothing, a scorecard and every page of a leaderboard alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_replica_answers_from_redis_what_the_first_computed() {
+    let mut s = start(DbKind::Postgres, CacheChoice::SharedRedis, "replicas").await;
+    install_starter_kit(&mut s, "rp").await;
+    ingest(&mut s, "rp", ticket_handling_events()).await;
+    let request = pb::GetScorecardRequest {
+        parent: "tenants/rp".into(),
+        subject: Some(agent_subject("ta1")),
+        period: Some(day("2026-10-06")),
+        ..Default::default()
+    };
+    let first = s
+        .scoring
+        .get_scorecard(request.clone())
+        .await
+        .expect("scorecard")
+        .into_inner();
+    close(first.scorecard.as_ref().expect("card").total, ta1_total());
+    let pages = every_page(&mut s.scoring, "rp", day("2026-10-06")).await;
+    assert_eq!(pages.len(), 2, "ta1 and ta2, one a page");
+    assert!(
+        pages
+            .iter()
+            .all(|p| p.total_size == 2 && p.scorecards.len() == 1)
+    );
+
+    let (settings, config) = &s.scoring_setup;
+    let (mut other, other_cache, other_server) = start_scoring(settings, config.clone()).await;
+    let again = other
+        .get_scorecard(request)
+        .await
+        .expect("scorecard")
+        .into_inner();
+    assert_eq!(again, first, "the same bytes, clock fields included");
+    assert_eq!(every_page(&mut other, "rp", day("2026-10-06")).await, pages);
+    let stats = other_cache.stats();
+    assert_eq!((stats.computations, stats.hits), (0, 3), "{stats:?}");
+    other_server.stop().await.expect("server stops");
+    s.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
