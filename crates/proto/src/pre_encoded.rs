@@ -4,7 +4,7 @@
 //! that are already encoded.
 //!
 //! scoring caches every answer as its encoded bytes. Decoding them for each
-//! cached request only for tonic to encode them again was a fifth of
+//! cached request only for tonic to encode them again was nearly a fifth of
 //! scoring's CPU under load (and a leaderboard page decoded the whole
 //! board). With [`GetScorecardResponse::pre_encoded`] and
 //! [`ListScorecardsResponse::pre_encoded`] the bytes go out as they are;

@@ -211,8 +211,8 @@ impl Engine {
     /// it is the calendar's, which the catalog revision covers.
     ///
     /// The answer is returned encoded, as cached: the handler sends it on
-    /// as it is (decoding and encoding it again per request was a fifth of
-    /// scoring's CPU under load).
+    /// as it is (decoding and encoding it again per request was nearly a
+    /// fifth of scoring's CPU under load).
     pub async fn answer<M, F, Fut>(
         &self,
         tenant: &str,
