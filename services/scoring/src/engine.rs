@@ -156,10 +156,14 @@ impl AsRef<[u8]> for CachedBytes {
 }
 
 fn decode<M: Message + Default>(bytes: &[u8]) -> Result<M, Status> {
-    M::decode(bytes).map_err(|e| {
-        tracing::warn!(error = %e, "a cached value did not decode");
-        Status::internal("a cached value did not decode")
-    })
+    M::decode(bytes).map_err(undecodable)
+}
+
+/// The answer to a cached value that does not decode (logged: it means a
+/// writer of another shape under the same key prefix).
+pub fn undecodable(error: impl std::fmt::Display) -> Status {
+    tracing::warn!(error = %error, "a cached value did not decode");
+    Status::internal("a cached value did not decode")
 }
 
 /// A scope from the tenant's calendar and a data version.

@@ -7,7 +7,7 @@ use kpi_proto::scoring as pb;
 use kpi_proto::scoring::scoring_service_server::ScoringService;
 use tonic::{Request, Response, Status};
 
-use crate::engine::{Engine, Scope};
+use crate::engine::{self, Engine, Scope};
 use crate::request::{Checks, SubjectRef, page_range, paginate};
 use crate::values::{self, Side};
 
@@ -180,10 +180,7 @@ impl ScoringService for ScoringApi {
                 },
             )
             .await?;
-        let board = EncodedBoard::parse(board).map_err(|e| {
-            tracing::warn!(error = %e, "a cached leaderboard did not decode");
-            Status::internal("a cached value did not decode")
-        })?;
+        let board = EncodedBoard::parse(board).map_err(engine::undecodable)?;
         let (page, next_page_token) = page_range(board.len(), size, offset);
         let total_size = i32::try_from(board.len()).unwrap_or(i32::MAX);
         Ok(Response::new(pb::ListScorecardsResponse::pre_encoded(
