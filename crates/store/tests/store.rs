@@ -77,6 +77,131 @@ async fn postgres_connections_force_custom_plans() {
     assert!(modes.iter().all(|m| m == "force_custom_plan"), "{modes:?}");
 }
 
+/// The event store's key columns (name, collation) and its two indexes'
+/// definitions, as PostgreSQL describes them.
+async fn event_store_layout(conn: &DatabaseConnection) -> (Vec<(String, String)>, Vec<String>) {
+    let backend = conn.get_database_backend();
+    let columns = conn
+        .query_all_raw(Statement::from_string(
+            backend,
+            "SELECT column_name::text AS name, coalesce(collation_name::text, '') AS collation \
+             FROM information_schema.columns WHERE table_name = 'ing_events' \
+             AND column_name IN ('tenant', 'event_id', 'kind', 'entity_id') ORDER BY ordinal_position",
+        ))
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.try_get("", "name").unwrap(), r.try_get("", "collation").unwrap()))
+        .collect();
+    let indexes = conn
+        .query_all_raw(Statement::from_string(
+            backend,
+            "SELECT indexdef FROM pg_indexes WHERE tablename = 'ing_events' ORDER BY indexname",
+        ))
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.try_get("", "indexdef").unwrap())
+        .collect();
+    (columns, indexes)
+}
+
+/// An event store written before its keys led with the id keeps its events
+/// through the upgrade: a replay is still all duplicates, and the
+/// projection still finds every event of a ticket. The migration rolls
+/// back to the earlier layout and forward again.
+#[tokio::test]
+async fn the_event_store_upgrade_keeps_events_and_duplicates_on_postgres() {
+    let db = TestDb::new(DbKind::Postgres).await.unwrap();
+    let conn = kpi_store::connect(&db.url).await.unwrap();
+    kpi_store::ingestion::Migrator::up(&conn, Some(3))
+        .await
+        .unwrap();
+    let (columns, indexes) = event_store_layout(&conn).await;
+    assert!(columns.iter().all(|(_, c)| c.is_empty()), "{columns:?}");
+    assert!(
+        indexes[0].ends_with("(tenant, kind, entity_id)"),
+        "{indexes:?}"
+    );
+    let writer = IngestWriter::new(conn.clone());
+    let now = Utc::now();
+    let before = [
+        ticket_event("e1", "T1", TicketEventType::Created, 0),
+        ticket_event("e2", "T2", TicketEventType::Created, 5),
+    ];
+    assert_eq!(
+        writer.write("acme", &before, &[], now).await.unwrap().fresh,
+        2
+    );
+
+    kpi_store::ingestion::Migrator::up(&conn, None)
+        .await
+        .unwrap();
+    let (columns, indexes) = event_store_layout(&conn).await;
+    assert!(columns.iter().all(|(_, c)| c == "C"), "{columns:?}");
+    assert!(
+        indexes[0].ends_with("(entity_id, tenant, kind)"),
+        "{indexes:?}"
+    );
+    assert!(indexes[1].ends_with("(event_id, tenant)"), "{indexes:?}");
+
+    let mut after = before.to_vec();
+    after.push(ticket_event("e3", "T1", TicketEventType::Resolved, 30));
+    for (i, a) in after.iter_mut().enumerate() {
+        a.index = i;
+    }
+    let outcome = writer.write("acme", &after, &[], now).await.unwrap();
+    assert_eq!((outcome.fresh, outcome.duplicates), (1, vec![0, 1]));
+    let upto = projection::newest_pending(&conn, "acme")
+        .await
+        .unwrap()
+        .unwrap();
+    projection::project_pending(
+        &conn,
+        &Analyzer::for_facts(),
+        "acme",
+        upto,
+        8,
+        &BusinessCalendar::utc_default(),
+        now,
+    )
+    .await
+    .unwrap();
+    let resolved = conn
+        .query_one_raw(Statement::from_string(
+            conn.get_database_backend(),
+            format!(
+                "SELECT count(*) AS n FROM \"{}\" WHERE \"ticket_id\" = 'T1' AND \"first_resolved_at\" IS NOT NULL",
+                fact_table(FactType::Ticket)
+            ),
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        resolved.try_get::<i64>("", "n").unwrap(),
+        1,
+        "T1 folded from events on both sides of the upgrade"
+    );
+    assert_eq!(ticket_facts(&conn).await, 2);
+
+    kpi_store::ingestion::Migrator::down(&conn, Some(1))
+        .await
+        .unwrap();
+    let (columns, indexes) = event_store_layout(&conn).await;
+    assert!(columns.iter().all(|(_, c)| c.is_empty()), "{columns:?}");
+    assert!(
+        indexes[0].ends_with("(tenant, kind, entity_id)"),
+        "{indexes:?}"
+    );
+    assert!(indexes[1].ends_with("(tenant, event_id)"), "{indexes:?}");
+    kpi_store::ingestion::Migrator::up(&conn, None)
+        .await
+        .unwrap();
+    let replay = writer.write("acme", &after, &[], now).await.unwrap();
+    assert_eq!((replay.fresh, replay.duplicates.len()), (0, 3));
+}
+
 /// A fresh database with the ingestion tables (kept alive by the `TestDb`).
 async fn ingestion_db(kind: DbKind) -> (TestDb, DatabaseConnection) {
     let db = TestDb::new(kind).await.unwrap();

@@ -16,7 +16,9 @@
 //!   how statements read facts and compile filters.
 //!
 //! Layout, shared by the migration, the writer and the SQL builder:
-//! - `ing_events(tenant, event_id, kind, entity_id, occurred_at, ingested_at, payload)`;
+//! - `ing_events(tenant, event_id, kind, entity_id, occurred_at, ingested_at, payload)`,
+//!   keyed by `(tenant, event_id)` and indexed by `(tenant, kind, entity_id)`
+//!   (on PostgreSQL both lead with the id and compare bytes: see `migration`);
 //! - `ing_fact_{fact_type}(tenant, <schema fields>, <field>_bh…, ingested_at)`:
 //!   strings and enums TEXT, numbers and durations DOUBLE, booleans BOOLEAN,
 //!   timestamps BIGINT microseconds since the Unix epoch; business-hours
