@@ -12,7 +12,11 @@
 //!    how long after the last acknowledgement the facts are complete.
 //! 4. Loads the same events (same column values, the same domain event JSON
 //!    as payload) with `COPY … FROM STDIN` into `bench_copy_events`, a plain
-//!    table of the event store's columns. Timed from the `COPY` to its end.
+//!    table of the event store's columns (the baseline). Timed from the
+//!    `COPY` to its end. Then loads them likewise into `bench_copy_keyed`, a
+//!    copy of the event store's own table (`LIKE … INCLUDING ALL`: its key,
+//!    its entity index, collations and statistics settings), to show how
+//!    much of the gap the database's own work on those indexes is.
 //! 5. Checks both tables hold the same rows, reads the child's peak RSS, and
 //!    prints the report and the `RESULT` line.
 
@@ -90,6 +94,7 @@ struct Measured {
     grpc: Duration,
     projection_lag: Duration,
     copy: Duration,
+    copy_keyed: Duration,
     feed_only: Duration,
     peak_rss_mib: f64,
     client_peak_rss_mib: f64,
@@ -232,7 +237,8 @@ async fn bench(args: &IngestArgs, url: &str) -> anyhow::Result<Measured> {
     let feed_only = time_feed(args.feed());
     let grpc = stream_events(args, &ingestion.endpoint()).await?;
     let projection_lag = wait_for_facts(&ingestion.endpoint()).await?;
-    let copy = copy_events(args, url).await?;
+    let copy = copy_events(args, url, BASELINE_TABLE).await?;
+    let copy_keyed = copy_events(args, url, KEYED_TABLE).await?;
     verify(url, args.events).await?;
 
     let peak_rss_mib = ingestion.peak_rss_mib()?;
@@ -243,6 +249,7 @@ async fn bench(args: &IngestArgs, url: &str) -> anyhow::Result<Measured> {
         grpc,
         projection_lag,
         copy,
+        copy_keyed,
         feed_only,
         peak_rss_mib,
         client_peak_rss_mib,
@@ -434,16 +441,32 @@ fn check_answer(
     Ok(())
 }
 
-/// Loads the feed with `COPY` into `bench_copy_events`; returns the time
-/// from the `COPY` statement to its end.
-async fn copy_events(args: &IngestArgs, url: &str) -> anyhow::Result<Duration> {
+/// A table the feed is loaded into with `COPY`: its name and how it is made.
+struct CopyTable {
+    name: &'static str,
+    create: &'static str,
+}
+
+/// The baseline: a plain table of the event store's columns.
+const BASELINE_TABLE: CopyTable = CopyTable {
+    name: "bench_copy_events",
+    create: "CREATE TABLE bench_copy_events (tenant text, event_id text, kind text, \
+             entity_id text, occurred_at bigint, ingested_at bigint, payload text)",
+};
+
+/// The event store's own table, empty: what the database alone does per event.
+const KEYED_TABLE: CopyTable = CopyTable {
+    name: "bench_copy_keyed",
+    create: "CREATE TABLE bench_copy_keyed (LIKE ing_events INCLUDING ALL)",
+};
+
+/// Loads the feed with `COPY` into a fresh `table`; returns the time from
+/// the `COPY` statement to its end.
+async fn copy_events(args: &IngestArgs, url: &str, table: CopyTable) -> anyhow::Result<Duration> {
     let mut conn = PgConnection::connect(url).await?;
-    conn.execute(
-        "CREATE TABLE bench_copy_events (tenant text, event_id text, kind text, \
-         entity_id text, occurred_at bigint, ingested_at bigint, payload text)",
-    )
-    .await
-    .context("cannot create bench_copy_events")?;
+    conn.execute(table.create)
+        .await
+        .with_context(|| format!("cannot create {}", table.name))?;
 
     let started = Instant::now();
     let (blocks, mut incoming) = mpsc::channel::<Vec<u8>>(COPY_BLOCKS_AHEAD);
@@ -471,7 +494,8 @@ async fn copy_events(args: &IngestArgs, url: &str) -> anyhow::Result<Duration> {
     });
     let mut copy = conn
         .copy_in_raw(&format!(
-            "COPY bench_copy_events ({COLUMNS}) FROM STDIN (FORMAT text)"
+            "COPY {} ({COLUMNS}) FROM STDIN (FORMAT text)",
+            table.name
         ))
         .await
         .context("cannot start COPY")?;
@@ -568,6 +592,14 @@ fn report(args: &IngestArgs, m: &Measured) {
         m.copy.as_secs_f64()
     );
     println!("ratio gRPC / COPY: {ratio:.3} (target >= 0.5)");
+    let keyed = per_second(args.events, m.copy_keyed);
+    println!(
+        "COPY into the event store's own table shape (its key and entity index): {:.2} s, \
+         {keyed:.0} rows/s ({:.3} of the baseline; gRPC / this: {:.3})",
+        m.copy_keyed.as_secs_f64(),
+        keyed / baseline,
+        value / keyed
+    );
     println!(
         "peak RSS: data-ingestion {:.1} MiB (target < 256 MiB), bench client {:.1} MiB",
         m.peak_rss_mib, m.client_peak_rss_mib
