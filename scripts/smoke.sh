@@ -10,11 +10,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUF=${BUF:-.ci/.tools/node_modules/.bin/buf}
-ADDR=127.0.0.1:${SMOKE_PORT:-50151}
+# Ports above Linux's ephemeral range (32768-60999 by default): a port in it
+# may still be held by one of the thousands of client connections the tests
+# just closed (TIME_WAIT), and binding it then fails (seen: 50152 in CI).
+ADDR=127.0.0.1:${SMOKE_PORT:-61151}
 URL=http://$ADDR
-INGEST_ADDR=127.0.0.1:${SMOKE_INGEST_PORT:-50152}
+INGEST_ADDR=127.0.0.1:${SMOKE_INGEST_PORT:-61152}
 INGEST=http://$INGEST_ADDR
-SCORING_ADDR=127.0.0.1:${SMOKE_SCORING_PORT:-50153}
+SCORING_ADDR=127.0.0.1:${SMOKE_SCORING_PORT:-61153}
 SCORING=http://$SCORING_ADDR
 work=$(mktemp -d)
 pid=""; ipid=""; spid=""
