@@ -156,30 +156,13 @@ async fn the_event_store_upgrade_keeps_events_and_duplicates_on_postgres() {
         .await
         .unwrap()
         .unwrap();
-    projection::project_pending(
-        &conn,
-        &Analyzer::for_facts(),
-        "acme",
-        upto,
-        8,
-        &BusinessCalendar::utc_default(),
-        now,
-    )
-    .await
-    .unwrap();
-    let resolved = conn
-        .query_one_raw(Statement::from_string(
-            conn.get_database_backend(),
-            format!(
-                "SELECT count(*) AS n FROM \"{}\" WHERE \"ticket_id\" = 'T1' AND \"first_resolved_at\" IS NOT NULL",
-                fact_table(FactType::Ticket)
-            ),
-        ))
-        .await
-        .unwrap()
-        .unwrap();
+    project_acme(&conn, upto, now).await;
     assert_eq!(
-        resolved.try_get::<i64>("", "n").unwrap(),
+        ticket_facts_where(
+            &conn,
+            "\"ticket_id\" = 'T1' AND \"first_resolved_at\" IS NOT NULL"
+        )
+        .await,
         1,
         "T1 folded from events on both sides of the upgrade"
     );
@@ -229,11 +212,16 @@ fn ticket_event(id: &str, ticket: &str, kind: TicketEventType, minute: i64) -> A
 }
 
 async fn ticket_facts(conn: &DatabaseConnection) -> i64 {
+    ticket_facts_where(conn, "TRUE").await
+}
+
+/// How many ticket facts meet `condition` (SQL).
+async fn ticket_facts_where(conn: &DatabaseConnection, condition: &str) -> i64 {
     let row = conn
         .query_one_raw(Statement::from_string(
             conn.get_database_backend(),
             format!(
-                "SELECT count(*) AS n FROM \"{}\"",
+                "SELECT count(*) AS n FROM \"{}\" WHERE {condition}",
                 fact_table(FactType::Ticket)
             ),
         ))
@@ -241,6 +229,25 @@ async fn ticket_facts(conn: &DatabaseConnection) -> i64 {
         .unwrap()
         .unwrap();
     row.try_get("", "n").unwrap()
+}
+
+/// Folds tenant acme's pending batches up to `upto` (8 per transaction, UTC calendar).
+async fn project_acme(
+    conn: &DatabaseConnection,
+    upto: i64,
+    now: chrono::DateTime<Utc>,
+) -> Option<kpi_store::ingestion::ChangeSet> {
+    projection::project_pending(
+        conn,
+        &Analyzer::for_facts(),
+        "acme",
+        upto,
+        8,
+        &BusinessCalendar::utc_default(),
+        now,
+    )
+    .await
+    .unwrap()
 }
 
 /// Acknowledged events wait as pending batches (a crash before projection
@@ -282,19 +289,9 @@ async fn writes_stay_pending_until_projected(kind: DbKind) {
         upto
     );
 
-    let calendar = BusinessCalendar::utc_default();
-    let changes = projection::project_pending(
-        &conn,
-        &Analyzer::for_facts(),
-        "acme",
-        upto.unwrap(),
-        8,
-        &calendar,
-        now,
-    )
-    .await
-    .unwrap()
-    .expect("one batch was pending");
+    let changes = project_acme(&conn, upto.unwrap(), now)
+        .await
+        .expect("one batch was pending");
     assert_eq!((changes.data_version, changes.batches), (1, 1));
     assert_eq!(
         projection::backlog(&conn).await.unwrap(),
@@ -306,20 +303,7 @@ async fn writes_stay_pending_until_projected(kind: DbKind) {
         projection::newest_pending(&conn, "acme").await.unwrap(),
         None
     );
-    assert!(
-        projection::project_pending(
-            &conn,
-            &Analyzer::for_facts(),
-            "acme",
-            i64::MAX,
-            8,
-            &calendar,
-            now
-        )
-        .await
-        .unwrap()
-        .is_none()
-    );
+    assert!(project_acme(&conn, i64::MAX, now).await.is_none());
 }
 
 /// The backlog spans tenants, and its age is the oldest timed batch's: a

@@ -163,68 +163,94 @@ impl MigrationName for EventStoreKeysLeadWithTheId {
 #[async_trait::async_trait]
 impl MigrationTrait for EventStoreKeysLeadWithTheId {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        if manager.get_database_backend() != DbBackend::Postgres {
-            return Ok(());
-        }
-        let db = manager.get_connection();
-        // Changing only the collation rewrites no rows, only the indexes,
-        // which are rebuilt here anyway.
-        db.execute_unprepared(
-            "ALTER TABLE \"ing_events\" \
-             DROP CONSTRAINT \"ing_events_pkey\", \
-             ALTER COLUMN \"tenant\" TYPE text COLLATE \"C\", \
-             ALTER COLUMN \"event_id\" TYPE text COLLATE \"C\", \
-             ALTER COLUMN \"kind\" TYPE text COLLATE \"C\", \
-             ALTER COLUMN \"entity_id\" TYPE text COLLATE \"C\", \
-             ALTER COLUMN \"payload\" SET STATISTICS 0, \
-             ALTER COLUMN \"occurred_at\" SET STATISTICS 0, \
-             ALTER COLUMN \"ingested_at\" SET STATISTICS 0, \
-             ALTER COLUMN \"tenant\" SET STATISTICS 10, \
-             ALTER COLUMN \"event_id\" SET STATISTICS 10, \
-             ALTER COLUMN \"kind\" SET STATISTICS 10, \
-             ALTER COLUMN \"entity_id\" SET STATISTICS 10, \
-             ADD CONSTRAINT \"ing_events_pkey\" PRIMARY KEY (\"event_id\", \"tenant\")",
-        )
-        .await?;
-        db.execute_unprepared("DROP INDEX IF EXISTS \"ing_events_entity\"")
-            .await?;
-        db.execute_unprepared(
-            "CREATE INDEX \"ing_events_entity\" ON \"ing_events\" (\"entity_id\", \"tenant\", \"kind\")",
-        )
-        .await?;
-        Ok(())
+        lay_out_event_store(manager, &EventStoreLayout::LED_BY_THE_ID).await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        if manager.get_database_backend() != DbBackend::Postgres {
-            return Ok(());
-        }
-        let db = manager.get_connection();
-        db.execute_unprepared("DROP INDEX IF EXISTS \"ing_events_entity\"")
-            .await?;
-        db.execute_unprepared(
-            "ALTER TABLE \"ing_events\" \
-             DROP CONSTRAINT \"ing_events_pkey\", \
-             ALTER COLUMN \"tenant\" TYPE text COLLATE \"default\", \
-             ALTER COLUMN \"event_id\" TYPE text COLLATE \"default\", \
-             ALTER COLUMN \"kind\" TYPE text COLLATE \"default\", \
-             ALTER COLUMN \"entity_id\" TYPE text COLLATE \"default\", \
-             ALTER COLUMN \"payload\" SET STATISTICS -1, \
-             ALTER COLUMN \"occurred_at\" SET STATISTICS -1, \
-             ALTER COLUMN \"ingested_at\" SET STATISTICS -1, \
-             ALTER COLUMN \"tenant\" SET STATISTICS -1, \
-             ALTER COLUMN \"event_id\" SET STATISTICS -1, \
-             ALTER COLUMN \"kind\" SET STATISTICS -1, \
-             ALTER COLUMN \"entity_id\" SET STATISTICS -1, \
-             ADD CONSTRAINT \"ing_events_pkey\" PRIMARY KEY (\"tenant\", \"event_id\")",
-        )
-        .await?;
-        db.execute_unprepared(
-            "CREATE INDEX \"ing_events_entity\" ON \"ing_events\" (\"tenant\", \"kind\", \"entity_id\")",
-        )
-        .await?;
-        Ok(())
+        lay_out_event_store(manager, &EventStoreLayout::LED_BY_THE_TENANT).await
     }
+}
+
+/// How the event store's ids are compared, indexed and sampled on PostgreSQL.
+struct EventStoreLayout {
+    /// The collation of `tenant`, `event_id`, `kind` and `entity_id`.
+    collation: &'static str,
+    /// The primary key's columns.
+    key: &'static str,
+    /// The entity index's columns.
+    entity_index: &'static str,
+    /// The statistics target of the id columns (-1: the server's default).
+    id_statistics: i32,
+    /// The statistics target of the payload and the two times.
+    other_statistics: i32,
+}
+
+impl EventStoreLayout {
+    /// Since m0004.
+    const LED_BY_THE_ID: Self = Self {
+        collation: "C",
+        key: "\"event_id\", \"tenant\"",
+        entity_index: "\"entity_id\", \"tenant\", \"kind\"",
+        id_statistics: 10,
+        other_statistics: 0,
+    };
+    /// As the first migration made it.
+    const LED_BY_THE_TENANT: Self = Self {
+        collation: "default",
+        key: "\"tenant\", \"event_id\"",
+        entity_index: "\"tenant\", \"kind\", \"entity_id\"",
+        id_statistics: -1,
+        other_statistics: -1,
+    };
+}
+
+/// Lays the event store out as `layout` says (PostgreSQL; nothing elsewhere).
+/// The entity index is dropped first so that the collation change does not
+/// rebuild it only to drop it; changing only the collation rewrites no rows.
+async fn lay_out_event_store(
+    manager: &SchemaManager<'_>,
+    layout: &EventStoreLayout,
+) -> Result<(), DbErr> {
+    if manager.get_database_backend() != DbBackend::Postgres {
+        return Ok(());
+    }
+    let EventStoreLayout {
+        collation,
+        key,
+        entity_index,
+        id_statistics,
+        other_statistics,
+    } = layout;
+    let mut changes = vec!["DROP CONSTRAINT \"ing_events_pkey\"".to_string()];
+    for id in ["tenant", "event_id", "kind", "entity_id"] {
+        changes.push(format!(
+            "ALTER COLUMN \"{id}\" TYPE text COLLATE \"{collation}\""
+        ));
+        changes.push(format!(
+            "ALTER COLUMN \"{id}\" SET STATISTICS {id_statistics}"
+        ));
+    }
+    for other in ["payload", "occurred_at", "ingested_at"] {
+        changes.push(format!(
+            "ALTER COLUMN \"{other}\" SET STATISTICS {other_statistics}"
+        ));
+    }
+    changes.push(format!(
+        "ADD CONSTRAINT \"ing_events_pkey\" PRIMARY KEY ({key})"
+    ));
+    let db = manager.get_connection();
+    db.execute_unprepared("DROP INDEX IF EXISTS \"ing_events_entity\"")
+        .await?;
+    db.execute_unprepared(&format!(
+        "ALTER TABLE \"ing_events\" {}",
+        changes.join(", ")
+    ))
+    .await?;
+    db.execute_unprepared(&format!(
+        "CREATE INDEX \"ing_events_entity\" ON \"ing_events\" ({entity_index})"
+    ))
+    .await?;
+    Ok(())
 }
 
 fn col(name: &str) -> ColumnDef {
