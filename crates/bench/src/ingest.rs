@@ -43,7 +43,7 @@ pub(crate) const DEFAULT_DATABASE_URL: &str =
 /// The tenant the events are ingested for.
 const TENANT: &str = "bench";
 /// The largest gRPC message either side accepts.
-const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+pub(crate) const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 /// Bytes of `COPY` data sent at a time.
 const COPY_BLOCK_BYTES: usize = 1024 * 1024;
 /// Blocks of `COPY` data prepared ahead of the connection.

@@ -24,6 +24,7 @@
 
 mod generator;
 mod ingest;
+mod raw;
 mod score;
 mod serve;
 mod wire;

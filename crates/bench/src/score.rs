@@ -19,12 +19,15 @@
 //!   previous month for the trend; the baseline is one hand-written SQL
 //!   statement per month computing the same indicator values (tickets
 //!   handled, FCR, CSAT, QA, proactive service) per agent on the same tables.
-//!   The two are checked to agree. Prints
+//!   The pages are taken as bytes while timing (decoding 2,000 scorecards is
+//!   the client's work) and decoded afterwards; the two are checked to
+//!   agree. Prints
 //!   `RESULT score value=<s> baseline=<s> ratio=<value/baseline> peak_rss_mib=<MiB>`.
 //! - `cache`: every agent's scorecard is read once (cached in Redis,
 //!   `KPI_REDIS_URL`), then `--requests` GetScorecard calls at `--concurrency`
 //!   are timed against the same number of gRPC health checks on the same
-//!   server. Prints
+//!   server. Every answer is compared byte for byte with the one decoded and
+//!   checked at warm-up (see `raw.rs`). Prints
 //!   `RESULT cache value=<rps> baseline=<rps> ratio=<..> p50_ms=<..> p99_ms=<..> peak_rss_mib=<MiB>`.
 
 use std::collections::BTreeMap;
@@ -38,17 +41,21 @@ use kpi_proto::ingestion as ing;
 use kpi_proto::ingestion::ingestion_service_client::IngestionServiceClient;
 use kpi_proto::ingestion::{TicketEventType as T, event::Payload};
 use kpi_proto::scoring as pb;
-use kpi_proto::scoring::scoring_service_client::ScoringServiceClient;
 use kpi_runtime::{ServiceKind, Settings};
+use prost::Message as _;
+use prost::bytes::Bytes;
 use sea_orm::sqlx::postgres::{PgConnection, PgRow};
 use sea_orm::sqlx::{self, AssertSqlSafe, Connection as _, Executor as _, Row as _};
 use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
-use tonic_health::pb::HealthCheckRequest;
-use tonic_health::pb::health_client::HealthClient;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::{HealthCheckRequest, HealthCheckResponse};
 
-use crate::ingest::{CatalogServer, DEFAULT_DATABASE_URL, log_settings, with_database};
+use crate::ingest::{
+    CatalogServer, DEFAULT_DATABASE_URL, MAX_MESSAGE_BYTES, log_settings, with_database,
+};
+use crate::raw;
 use crate::serve::{self, ServiceProcess};
 
 /// The tenant scored.
@@ -58,13 +65,18 @@ const TEAM_SIZE: u32 = 50;
 /// Events per StreamEvents chunk (at most 5,000; a ticket or an agent adds
 /// up to 12 at once, so a chunk is sent once it reaches this).
 const CHUNK: usize = 4_980;
+/// The timed call of `cache`.
+const GET_SCORECARD: &str = "/kpi.scoring.v1.ScoringService/GetScorecard";
+/// The timed call of `score`.
+const LIST_SCORECARDS: &str = "/kpi.scoring.v1.ScoringService/ListScorecards";
+/// The no-op baseline of `cache`, on the same server.
+const HEALTH_CHECK: &str = "/grpc.health.v1.Health/Check";
 /// The month scored: October 2026 (UTC).
 const MONTH_START: i64 = 1_790_812_800; // 2026-10-01T00:00:00Z
 const MONTH_SECONDS: i64 = 31 * 86_400;
 const PREVIOUS_MONTH_START: i64 = MONTH_START - 30 * 86_400; // 2026-09-01
 /// The deadline the scoring child gives its calls (a cold month is long).
 const CALL_TIMEOUT_MS: &str = "600000";
-const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 
 /// The seeded database, shared by `score` and `cache`.
 #[derive(Debug, Clone, clap::Args)]
@@ -148,11 +160,13 @@ impl Stack {
         })
     }
 
-    async fn client(&self) -> anyhow::Result<ScoringServiceClient<Channel>> {
-        let channel = tonic::transport::Endpoint::from_shared(self.scoring.endpoint())?
-            .connect()
-            .await?;
-        Ok(ScoringServiceClient::new(channel).max_decoding_message_size(MAX_MESSAGE_BYTES))
+    /// A new HTTP/2 connection to scoring.
+    async fn channel(&self) -> anyhow::Result<Channel> {
+        Ok(
+            tonic::transport::Endpoint::from_shared(self.scoring.endpoint())?
+                .connect()
+                .await?,
+        )
     }
 
     async fn stop(mut self) {
@@ -517,33 +531,48 @@ fn month_period() -> cpb::Period {
     }
 }
 
-/// Every scorecard of the month, page by page, and how long each page took
-/// (the first computes the board; the others are cut from the cached one).
-async fn leaderboard(
-    client: &mut ScoringServiceClient<Channel>,
-) -> anyhow::Result<(Vec<pb::Scorecard>, Vec<Duration>)> {
-    let mut out = Vec::new();
+/// Every page of the month's leaderboard as it came (encoded), and how long
+/// each page took (the first computes the board; the others are cut from
+/// the cached one). Only the page token is read while timing: decoding 500
+/// scorecards per page is the client's work, done once all have arrived.
+async fn leaderboard(channel: &Channel) -> anyhow::Result<(Vec<Bytes>, Vec<Duration>)> {
+    let mut pages = Vec::new();
     let mut took = Vec::new();
     let mut page_token = String::new();
     loop {
         let started = Instant::now();
-        let page = client
-            .list_scorecards(pb::ListScorecardsRequest {
-                parent: format!("tenants/{TENANT}"),
-                period: Some(month_period()),
-                page_size: 500,
-                page_token,
-                ..Default::default()
-            })
-            .await?
-            .into_inner();
+        let request = pb::ListScorecardsRequest {
+            parent: format!("tenants/{TENANT}"),
+            period: Some(month_period()),
+            page_size: 500,
+            page_token,
+            ..Default::default()
+        };
+        let page = raw::call_raw(channel.clone(), LIST_SCORECARDS, request).await?;
         took.push(started.elapsed());
-        out.extend(page.scorecards);
-        if page.next_page_token.is_empty() {
-            return Ok((out, took));
+        page_token = PageToken::decode(page.clone())?.next_page_token;
+        pages.push(page);
+        if page_token.is_empty() {
+            return Ok((pages, took));
         }
-        page_token = page.next_page_token;
     }
+}
+
+/// The page token of a `ListScorecardsResponse`; its scorecards (field 1)
+/// are skipped unread.
+#[derive(Clone, PartialEq, prost::Message)]
+struct PageToken {
+    #[prost(string, tag = "2")]
+    next_page_token: String,
+}
+
+/// The scorecards of the leaderboard's pages.
+fn decode_pages(pages: Vec<Bytes>) -> anyhow::Result<Vec<pb::Scorecard>> {
+    let mut cards = Vec::new();
+    for page in pages {
+        cards.extend(pb::ListScorecardsResponse::decode(page)?.scorecards);
+    }
+    Ok(cards)
 }
 
 fn value_of(card: &pb::Scorecard, indicator: &str) -> Option<f64> {
@@ -590,10 +619,11 @@ fn check_agreement(
 /// `kpi-bench score`.
 pub(crate) async fn run_score(d: DatasetArgs) -> anyhow::Result<()> {
     let stack = Stack::start(&d, None).await?;
-    let mut client = stack.client().await?;
+    let channel = stack.channel().await?;
     let started = Instant::now();
-    let (cards, pages) = leaderboard(&mut client).await?;
+    let (encoded, pages) = leaderboard(&channel).await?;
     let value = started.elapsed();
+    let cards = decode_pages(encoded)?;
     ensure!(
         cards.len() == d.agents as usize,
         "{} scorecards for {} agents",
@@ -688,7 +718,6 @@ fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
 pub(crate) async fn run_cache(args: CacheArgs) -> anyhow::Result<()> {
     let d = &args.dataset;
     let stack = Stack::start(d, Some(&args.redis_url)).await?;
-    let client = stack.client().await?;
     let agents = u64::from(d.agents);
     let request = move |i: u64| pb::GetScorecardRequest {
         parent: format!("tenants/{TENANT}"),
@@ -699,37 +728,59 @@ pub(crate) async fn run_cache(args: CacheArgs) -> anyhow::Result<()> {
         period: Some(month_period()),
         ..Default::default()
     };
-    // Warm: every agent's scorecard once (the first computes the month).
+    // Warm: every agent's scorecard once (the first computes the month),
+    // checked and kept as the bytes every later answer must equal.
     let warm = Instant::now();
-    for i in 0..u64::from(d.agents) {
-        client.clone().get_scorecard(request(i)).await?;
+    let channel = stack.channel().await?;
+    let mut expected = Vec::with_capacity(d.agents as usize);
+    for i in 0..agents {
+        let bytes = raw::call_raw(channel.clone(), GET_SCORECARD, request(i)).await?;
+        let answer = pb::GetScorecardResponse::decode(bytes.clone())?;
+        let subject = answer.scorecard.and_then(|card| card.subject);
+        ensure!(
+            subject.as_ref().map(|s| s.id.as_str()) == Some(agent_id(i).as_str()),
+            "the scorecard of {} names {subject:?}",
+            agent_id(i)
+        );
+        expected.push(bytes);
     }
     println!(
         "warmed {} scorecards in {:.1} s",
         d.agents,
         warm.elapsed().as_secs_f64()
     );
-    let c = client.clone();
+    let expected = std::sync::Arc::new(expected);
+    let c = channel.clone();
     let (rps, latencies) = load(args.requests, args.concurrency, move |i| {
-        let mut c = c.clone();
+        let (c, expected) = (c.clone(), expected.clone());
         let r = request(i);
         async move {
-            c.get_scorecard(r).await?;
+            let bytes = raw::call_raw(c, GET_SCORECARD, r).await?;
+            let agent = (i % agents) as usize;
+            ensure!(
+                bytes == expected[agent],
+                "the answer for {} differs from its warm-up answer",
+                agent_id(i % agents)
+            );
             Ok(())
         }
     })
     .await?;
-    let channel = tonic::transport::Endpoint::from_shared(stack.scoring.endpoint())?
-        .connect()
-        .await?;
-    let health = HealthClient::new(channel);
+    let health_request = HealthCheckRequest {
+        service: ServiceKind::Scoring.grpc_service_name().to_owned(),
+    };
+    let serving = Bytes::from(
+        HealthCheckResponse {
+            status: ServingStatus::Serving as i32,
+        }
+        .encode_to_vec(),
+    );
+    let health = stack.channel().await?;
     let (base_rps, _) = load(args.requests, args.concurrency, move |_| {
-        let mut h = health.clone();
+        let (h, r, serving) = (health.clone(), health_request.clone(), serving.clone());
         async move {
-            h.check(HealthCheckRequest {
-                service: ServiceKind::Scoring.grpc_service_name().to_owned(),
-            })
-            .await?;
+            let bytes = raw::call_raw(h, HEALTH_CHECK, r).await?;
+            ensure!(bytes == serving, "the health check did not answer SERVING");
             Ok(())
         }
     })
