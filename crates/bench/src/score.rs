@@ -4,11 +4,12 @@
 //! Both use the database `kpi_bench_score` (`--database`) on the server of
 //! `KPI_DATABASE_URL`. It is seeded once through the public ingestion API
 //! (`StreamEvents`): the roster (`--agents` agents in teams of 50), a month
-//! (October 2026, UTC) of `--tickets` tickets (created, resolved by their
-//! agent; every tenth reopened two days later), a CSAT response for every
-//! fifth ticket, ten QA reviews and one proactive-service assessment per
-//! agent, under the starter kit. The table `bench_score_seed` marks a
-//! finished seed; a later run with the same sizes reuses it.
+//! (October 2026, UTC) of `--tickets` tickets (created, first answered by
+//! their agent within 1 to 30 minutes, resolved by the agent; every tenth
+//! reopened two days later), a CSAT response for every fifth ticket, ten QA
+//! reviews and one proactive-service assessment per agent, under the
+//! starter kit. The table `bench_score_seed_v2` marks a finished seed; a
+//! later run with the same sizes reuses it.
 //!
 //! indicator-catalog and data-ingestion run in this process; scoring runs in
 //! a child process (this binary with the hidden `serve-scoring`
@@ -18,7 +19,8 @@
 //!   with an in-process cache) computes every agent's scorecard, with the
 //!   previous month for the trend; the baseline is one hand-written SQL
 //!   statement per month computing the same indicator values (tickets
-//!   handled, FCR, CSAT, QA, proactive service) per agent on the same tables.
+//!   handled, FCR, first response time, CSAT, QA, proactive service) per agent
+//!   on the same tables.
 //!   The pages are taken as bytes while timing (decoding 2,000 scorecards is
 //!   the client's work) and decoded afterwards; the two are checked to
 //!   agree. Prints
@@ -200,7 +202,12 @@ async fn ensure_database(admin_url: &str, name: &str) -> anyhow::Result<String> 
     with_database(admin_url, name)
 }
 
-/// Seeds the database unless `bench_score_seed` says it is seeded with these sizes.
+/// The table marking a finished seed. `_v2`: the seed gained first
+/// responses; a database seeded before (marked by `bench_score_seed`) is
+/// streamed again, its earlier events answered as duplicates.
+const SEED_MARK: &str = "bench_score_seed_v2";
+
+/// Seeds the database unless [`SEED_MARK`] says it is seeded with these sizes.
 async fn seed_if_needed(
     d: &DatasetArgs,
     url: &str,
@@ -208,11 +215,15 @@ async fn seed_if_needed(
     ingestion: &str,
 ) -> anyhow::Result<()> {
     let mut db = PgConnection::connect(url).await?;
-    db.execute("CREATE TABLE IF NOT EXISTS bench_score_seed (agents BIGINT NOT NULL, tickets BIGINT NOT NULL)")
-        .await?;
-    let seeded: Option<(i64, i64)> = sqlx::query_as("SELECT agents, tickets FROM bench_score_seed")
-        .fetch_optional(&mut db)
-        .await?;
+    db.execute(AssertSqlSafe(format!(
+        "CREATE TABLE IF NOT EXISTS {SEED_MARK} (agents BIGINT NOT NULL, tickets BIGINT NOT NULL)"
+    )))
+    .await?;
+    let seeded: Option<(i64, i64)> = sqlx::query_as(AssertSqlSafe(format!(
+        "SELECT agents, tickets FROM {SEED_MARK}"
+    )))
+    .fetch_optional(&mut db)
+    .await?;
     match seeded {
         Some((agents, tickets)) if agents == i64::from(d.agents) && tickets == d.tickets as i64 => {
             println!("reusing the seeded database ({agents} agents, {tickets} tickets)");
@@ -239,11 +250,13 @@ async fn seed_if_needed(
         events as f64 / started.elapsed().as_secs_f64()
     );
     kpi_store::ingestion::analyze(&kpi_store::connect(url).await?).await?;
-    sqlx::query("INSERT INTO bench_score_seed (agents, tickets) VALUES ($1, $2)")
-        .bind(i64::from(d.agents))
-        .bind(d.tickets as i64)
-        .execute(&mut db)
-        .await?;
+    sqlx::query(AssertSqlSafe(format!(
+        "INSERT INTO {SEED_MARK} (agents, tickets) VALUES ($1, $2)"
+    )))
+    .bind(i64::from(d.agents))
+    .bind(d.tickets as i64)
+    .execute(&mut db)
+    .await?;
     db.close().await?;
     Ok(())
 }
@@ -258,6 +271,11 @@ fn event(id: String, seconds: i64, payload: Payload) -> ing::Event {
         occurred_at: at(seconds),
         payload: Some(payload),
     }
+}
+
+/// Seconds from ticket `i`'s creation to its first response: 1 to 30 minutes.
+fn first_response_after(i: u64) -> i64 {
+    60 + (i * 37 % 1_741) as i64
 }
 
 fn agent_id(i: u64) -> String {
@@ -348,6 +366,11 @@ fn generate(d: &DatasetArgs, tx: &mpsc::Sender<Vec<ing::Event>>) -> anyhow::Resu
                 customer_id: format!("c{i}"),
                 ..ticket(T::Created, "")
             }),
+        ));
+        chunk.push(event(
+            format!("{id}f"),
+            created + first_response_after(i),
+            Payload::Ticket(ticket(T::FirstResponse, &agent)),
         ));
         chunk.push(event(
             format!("{id}r"),
@@ -477,8 +500,24 @@ LEFT JOIN q ON q.agent_id = r.agent_id
 LEFT JOIN p ON p.agent_id = r.agent_id
 "#;
 
-/// Per agent: tickets handled (count), FCR %, CSAT mean, QA mean.
-type Baseline = BTreeMap<String, (i64, Option<f64>, Option<f64>, Option<f64>)>;
+/// An agent's indicator values as the SQL computed them.
+struct Expected {
+    /// Tickets resolved (a count; the indicator is per working day).
+    handled: i64,
+    /// First contact resolution, %.
+    fcr: Option<f64>,
+    /// Mean first response time, minutes.
+    frt: Option<f64>,
+    /// Mean CSAT score.
+    csat: Option<f64>,
+    /// Mean QA score.
+    qa: Option<f64>,
+    /// Mean proactive-service assessment, %.
+    proactive: Option<f64>,
+}
+
+/// Per agent id.
+type Baseline = BTreeMap<String, Expected>;
 
 async fn baseline(url: &str) -> anyhow::Result<(Duration, Baseline)> {
     let mut db = PgConnection::connect(url).await?;
@@ -511,12 +550,14 @@ async fn baseline(url: &str) -> anyhow::Result<(Duration, Baseline)> {
         };
         out.insert(
             row.try_get("agent_id")?,
-            (
-                handled.unwrap_or(0),
+            Expected {
+                handled: handled.unwrap_or(0),
                 fcr,
-                row.try_get("csat")?,
-                row.try_get("qa")?,
-            ),
+                frt: row.try_get("frt")?,
+                csat: row.try_get("csat")?,
+                qa: row.try_get("qa")?,
+                proactive: row.try_get("proactive")?,
+            },
         );
     }
     db.close().await?;
@@ -599,19 +640,27 @@ fn check_agreement(
             .as_ref()
             .map(|s| s.id.as_str())
             .unwrap_or_default();
-        let (handled, fcr, csat, qa) = base
+        let expected = base
             .get(id)
             .with_context(|| format!("{id} missing from the baseline"))?;
-        ensure!(
-            same(
-                value_of(card, "tickets_handled"),
-                Some(*handled as f64 / working_days)
+        let indicators = [
+            (
+                "tickets_handled",
+                Some(expected.handled as f64 / working_days),
             ),
-            "tickets_handled of {id}"
-        );
-        ensure!(same(value_of(card, "fcr"), *fcr), "fcr of {id}");
-        ensure!(same(value_of(card, "csat_avg"), *csat), "csat_avg of {id}");
-        ensure!(same(value_of(card, "qa_score"), *qa), "qa_score of {id}");
+            ("fcr", expected.fcr),
+            ("first_response_time", expected.frt),
+            ("csat_avg", expected.csat),
+            ("qa_score", expected.qa),
+            ("proactive_service", expected.proactive),
+        ];
+        for (indicator, sql) in indicators {
+            let scored = value_of(card, indicator);
+            ensure!(
+                same(scored, sql),
+                "{indicator} of {id}: scoring {scored:?}, SQL {sql:?}"
+            );
+        }
     }
     Ok(())
 }
