@@ -106,6 +106,17 @@ async fn event_store_layout(conn: &DatabaseConnection) -> (Vec<(String, String)>
     (columns, indexes)
 }
 
+/// The layout before m0004: database collation, both indexes led by the tenant.
+async fn assert_led_by_the_tenant(conn: &DatabaseConnection) {
+    let (columns, indexes) = event_store_layout(conn).await;
+    assert!(columns.iter().all(|(_, c)| c.is_empty()), "{columns:?}");
+    assert!(
+        indexes[0].ends_with("(tenant, kind, entity_id)"),
+        "{indexes:?}"
+    );
+    assert!(indexes[1].ends_with("(tenant, event_id)"), "{indexes:?}");
+}
+
 /// An event store written before its keys led with the id keeps its events
 /// through the upgrade: a replay is still all duplicates, and the
 /// projection still finds every event of a ticket. The migration rolls
@@ -117,12 +128,7 @@ async fn the_event_store_upgrade_keeps_events_and_duplicates_on_postgres() {
     kpi_store::ingestion::Migrator::up(&conn, Some(3))
         .await
         .unwrap();
-    let (columns, indexes) = event_store_layout(&conn).await;
-    assert!(columns.iter().all(|(_, c)| c.is_empty()), "{columns:?}");
-    assert!(
-        indexes[0].ends_with("(tenant, kind, entity_id)"),
-        "{indexes:?}"
-    );
+    assert_led_by_the_tenant(&conn).await;
     let writer = IngestWriter::new(conn.clone());
     let now = Utc::now();
     let before = [
@@ -171,13 +177,7 @@ async fn the_event_store_upgrade_keeps_events_and_duplicates_on_postgres() {
     kpi_store::ingestion::Migrator::down(&conn, Some(1))
         .await
         .unwrap();
-    let (columns, indexes) = event_store_layout(&conn).await;
-    assert!(columns.iter().all(|(_, c)| c.is_empty()), "{columns:?}");
-    assert!(
-        indexes[0].ends_with("(tenant, kind, entity_id)"),
-        "{indexes:?}"
-    );
-    assert!(indexes[1].ends_with("(tenant, event_id)"), "{indexes:?}");
+    assert_led_by_the_tenant(&conn).await;
     kpi_store::ingestion::Migrator::up(&conn, None)
         .await
         .unwrap();
