@@ -77,6 +77,10 @@ pub(crate) struct IngestArgs {
         hide_env_values = true
     )]
     database_url: String,
+    /// The Redis whose version board data-ingestion clears after every
+    /// write, as in a deployment with scoring's cache; empty for none.
+    #[arg(long, env = "KPI_REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    redis_url: String,
 }
 
 impl IngestArgs {
@@ -194,10 +198,16 @@ pub(crate) struct CatalogServer {
 }
 
 impl CatalogServer {
-    pub(crate) async fn start(database_url: &str) -> anyhow::Result<CatalogServer> {
+    /// The catalog on `database_url`, clearing the version board in the
+    /// Redis at `redis_url` (if any) after every write.
+    pub(crate) async fn start(
+        database_url: &str,
+        redis_url: Option<&str>,
+    ) -> anyhow::Result<CatalogServer> {
         let mut settings = log_settings();
         settings.listen_addr = "127.0.0.1:0".parse()?;
         settings.database_url = database_url.to_owned();
+        settings.redis_url = redis_url.map(str::to_owned);
         let app = indicator_catalog::App::build(&settings)
             .await
             .context("cannot start indicator-catalog")?;
@@ -222,10 +232,12 @@ impl CatalogServer {
 }
 
 async fn bench(args: &IngestArgs, url: &str) -> anyhow::Result<Measured> {
-    let catalog = CatalogServer::start(url).await?;
+    let redis_url = Some(args.redis_url.as_str()).filter(|u| !u.trim().is_empty());
+    let catalog = CatalogServer::start(url, redis_url).await?;
     let exe = std::env::current_exe().context("cannot find this executable")?;
     let addr = serve::free_local_addr()?;
-    let mut ingestion = IngestionProcess::spawn(&exe, addr, url, &catalog.endpoint)?;
+    let mut ingestion =
+        IngestionProcess::spawn(&exe, addr, url, &catalog.endpoint, &args.redis_url)?;
     ingestion.wait_ready().await?;
     println!(
         "data-ingestion ready at {} (pid {}); indicator-catalog at {}",

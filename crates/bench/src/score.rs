@@ -125,10 +125,13 @@ impl Stack {
     async fn start(d: &DatasetArgs, redis_url: Option<&str>) -> anyhow::Result<Stack> {
         kpi_runtime::telemetry::init(&log_settings());
         let url = ensure_database(&d.database_url, &d.database).await?;
-        let catalog = CatalogServer::start(&url).await?;
+        // With Redis, all three share it: the writers clear the version
+        // board scoring reads.
+        let catalog = CatalogServer::start(&url, redis_url).await?;
         let mut settings = Settings::defaults(ServiceKind::Ingestion);
         settings.listen_addr = "127.0.0.1:0".parse()?;
         settings.database_url = url.clone();
+        settings.redis_url = redis_url.map(str::to_owned);
         settings.catalog_url = catalog.endpoint.clone();
         // The benchmark's own loopback servers: no credentials, explicitly.
         settings.auth = kpi_runtime::auth::AuthSettings::off();

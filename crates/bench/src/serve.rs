@@ -81,6 +81,7 @@ impl ServiceProcess {
         addr: SocketAddr,
         database_url: &str,
         catalog_url: &str,
+        redis_url: &str,
     ) -> anyhow::Result<ServiceProcess> {
         Self::spawn_kind(
             exe,
@@ -89,6 +90,7 @@ impl ServiceProcess {
             &[
                 ("KPI_DATABASE_URL", database_url.to_owned()),
                 ("KPI_CATALOG_URL", catalog_url.to_owned()),
+                ("KPI_REDIS_URL", redis_url.to_owned()),
                 ("KPI_RUN_MIGRATIONS", "true".to_owned()),
             ],
         )

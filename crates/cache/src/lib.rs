@@ -20,10 +20,15 @@
 //!   operation bounded by `op_timeout`, and a circuit breaker that skips Redis
 //!   for `breaker_cooldown` after a failure. Redis failures are logged at warn
 //!   and never reach the caller: the value is computed from source instead.
+//! - [`board`]: [`VersionBoard`], each tenant's current versions posted in
+//!   Redis under a short lease: writers clear it before acknowledging, so
+//!   scoring learns fresh versions in one round trip (read-your-writes is
+//!   argued in the module).
 //! - `flight`: per-key single flight, so concurrent misses on one key run the
 //!   computation once.
 #![forbid(unsafe_code)]
 
+pub mod board;
 mod cache;
 pub mod config;
 mod flight;
@@ -31,6 +36,7 @@ pub mod key;
 mod memory;
 mod redis_store;
 
+pub use board::VersionBoard;
 pub use cache::{Cache, CacheStats};
 pub use config::{CacheConfig, CacheError};
 pub use key::CacheKey;

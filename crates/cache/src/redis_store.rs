@@ -205,6 +205,41 @@ impl RedisStore {
         self.stored(result)
     }
 
+    /// Runs a Lua script with `keys` and `args`: `None` when Redis failed
+    /// (logged, breaker told) or was skipped, never an error to the caller.
+    pub(crate) async fn script<T: redis::FromRedisValue>(
+        &self,
+        op: &'static str,
+        script: &redis::Script,
+        keys: &[&str],
+        args: &[&str],
+    ) -> Option<T> {
+        if self.breaker_open() {
+            return None;
+        }
+        let mut invocation = script.prepare_invoke();
+        for key in keys {
+            invocation.key(*key);
+        }
+        for arg in args {
+            invocation.arg(*arg);
+        }
+        let result = match self.manager() {
+            Ok(mut conn) => self.bounded(invocation.invoke_async::<T>(&mut conn)).await,
+            Err(failure) => Err(failure),
+        };
+        match result {
+            Ok(value) => {
+                self.on_success();
+                Some(value)
+            }
+            Err(failure) => {
+                self.on_failure(op, &failure);
+                None
+            }
+        }
+    }
+
     /// What a write came to, with the breaker told.
     fn stored(&self, result: Result<(), Failure>) -> Stored {
         match result {

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use kpi_cache::{Cache, CacheConfig, CacheKey};
+use kpi_cache::board;
+use kpi_cache::{Cache, CacheConfig, CacheKey, VersionBoard};
 use kpi_testkit::RedisServer;
 
 /// Upper bound for a call that must not hang; far above what any call should
@@ -613,4 +614,159 @@ async fn put_many_reaches_redis_in_batches() {
         .expect("redis command");
     assert!(ttl > 0 && ttl <= 60_000, "pttl {ttl}");
     assert_eq!(writer.stats().errors, 0);
+}
+
+// ---------------------------------------------------------------------------
+// the version board
+
+/// A board (with its own connection and breaker) under `prefix`.
+fn board(server: &RedisServer, prefix: &str) -> VersionBoard {
+    VersionBoard::new(&server.url(), prefix, Duration::from_millis(200)).expect("board")
+}
+
+/// A board read that must answer (Redis is up).
+async fn read_board(board: &VersionBoard, tenant: &str) -> board::Posted {
+    board.read(tenant).await.expect("redis answers")
+}
+
+/// A ticket that must be given (Redis is up).
+async fn ticket(board: &VersionBoard, tenant: &str) -> board::Ticket {
+    board.ticket(tenant).await.expect("redis answers")
+}
+
+#[tokio::test]
+async fn board_holds_what_was_read_under_a_ticket_until_a_write_clears_it() {
+    let server = RedisServer::start().await.expect("redis-server");
+    let prefix = unique_prefix("board");
+    let (reader, writer) = (board(&server, &prefix), board(&server, &prefix));
+
+    let empty = read_board(&reader, "acme").await;
+    assert_eq!(empty.value, None);
+    let first = ticket(&reader, "acme").await;
+    assert!(reader.post("acme", &first, "7:42:").await);
+    let posted = read_board(&reader, "acme").await;
+    assert_eq!(posted.value.as_deref(), Some("7:42:"));
+    assert!(
+        posted.remaining > Duration::ZERO && posted.remaining <= board::LEASE,
+        "{:?} left",
+        posted.remaining
+    );
+    // Another tenant's board is its own.
+    assert_eq!(read_board(&reader, "other").await.value, None);
+
+    // A write clears it; a post under a ticket taken before the write (its
+    // source read may predate the commit) is refused.
+    assert!(writer.try_clear("acme").await);
+    assert_eq!(read_board(&reader, "acme").await.value, None);
+    assert!(!reader.post("acme", &first, "7:42:").await);
+    assert_eq!(read_board(&reader, "acme").await.value, None);
+    // A ticket taken after the write may post.
+    let after = ticket(&reader, "acme").await;
+    assert!(reader.post("acme", &after, "7:43:").await);
+    assert_eq!(
+        read_board(&reader, "acme").await.value.as_deref(),
+        Some("7:43:")
+    );
+}
+
+#[tokio::test]
+async fn board_values_lapse_with_the_lease_of_their_ticket() {
+    let server = RedisServer::start().await.expect("redis-server");
+    let reader = board(&server, &unique_prefix("lease"));
+    let taken = ticket(&reader, "acme").await;
+    assert!(reader.post("acme", &taken, "1:1:").await);
+    tokio::time::sleep(board::LEASE).await;
+    // Expired by Redis's clock, counted from the ticket, not from the post.
+    assert_eq!(read_board(&reader, "acme").await.value, None);
+    // A post arriving after its ticket's lease (a hung Redis, a slow
+    // reader) is refused rather than trusted for another lease.
+    assert!(!reader.post("acme", &taken, "1:1:").await);
+    assert_eq!(read_board(&reader, "acme").await.value, None);
+}
+
+#[tokio::test]
+async fn a_flushed_board_refuses_tickets_from_before_the_flush() {
+    let server = RedisServer::start().await.expect("redis-server");
+    let reader = board(&server, &unique_prefix("flush"));
+    let before = ticket(&reader, "acme").await;
+    server.flush().await.expect("FLUSHALL");
+    // The fence went with the flush; the next ticket makes a new one.
+    let after = ticket(&reader, "acme").await;
+    assert!(!reader.post("acme", &before, "1:1:").await);
+    assert!(reader.post("acme", &after, "1:2:").await);
+    assert_eq!(
+        read_board(&reader, "acme").await.value.as_deref(),
+        Some("1:2:")
+    );
+}
+
+#[tokio::test]
+async fn a_writer_that_cannot_clear_the_board_waits_out_the_lease() {
+    let mut server = RedisServer::start().await.expect("redis-server");
+    let writer = board(&server, &unique_prefix("outage"));
+    assert!(writer.try_clear("acme").await);
+    server.stop();
+    assert!(!writer.try_clear("acme").await);
+    // Whatever a reader posted before the write has lapsed by the time the
+    // write is acknowledged.
+    let started = Instant::now();
+    writer.clear("acme").await;
+    assert!(
+        started.elapsed() >= board::LEASE,
+        "acknowledged after {:?}, before the lease ran out",
+        started.elapsed()
+    );
+    assert!(board::WAIT_OUT > board::LEASE);
+    // And a reader finds no board: it reads from source.
+    assert_eq!(writer.read("acme").await, None);
+    assert_eq!(writer.ticket("acme").await, None);
+}
+
+#[tokio::test]
+async fn a_paused_board_answers_nothing_and_its_queued_posts_lapse() {
+    let server = RedisServer::start().await.expect("redis-server");
+    let prefix = unique_prefix("paused");
+    let (reader, late) = (board(&server, &prefix), board(&server, &prefix));
+    let taken = ticket(&reader, "acme").await;
+    // Connected before the pause, so its post reaches the hung server.
+    read_board(&late, "acme").await;
+    server.pause().expect("SIGSTOP");
+    // Bounded by the operation timeout, not by the pause.
+    assert_eq!(reader.read("acme").await, None);
+    // This post times out but stays queued in the hung Redis.
+    assert!(!late.post("acme", &taken, "1:1:").await);
+    // Held past the ticket's lease, then resumed: the queued post runs
+    // and is refused.
+    tokio::time::sleep(board::LEASE).await;
+    server.resume().expect("SIGCONT");
+    // The breaker skips Redis for its cool-down after the failure.
+    poll_until("the board answers again", || async {
+        reader.read("acme").await.is_some()
+    })
+    .await;
+    assert_eq!(read_board(&reader, "acme").await.value, None);
+}
+
+#[tokio::test]
+async fn a_board_value_that_is_not_a_posting_reads_as_nothing() {
+    let server = RedisServer::start().await.expect("redis-server");
+    let prefix = unique_prefix("garbage");
+    let reader = board(&server, &prefix);
+    let key = CacheKey::new("acme", "versions", Vec::<String>::new()).render(&prefix);
+    for garbage in ["", "no lease", "12x:1:1:", "1800000000000:"] {
+        let _: () = server
+            .command(redis::cmd("SET").arg(&key).arg(garbage))
+            .await
+            .expect("SET");
+        assert_eq!(read_board(&reader, "acme").await.value, None, "{garbage:?}");
+    }
+    // The same key holding a posting reads as one (the key is the board's).
+    let _: () = server
+        .command(redis::cmd("SET").arg(&key).arg("1800000000000:7:1:"))
+        .await
+        .expect("SET");
+    assert_eq!(
+        read_board(&reader, "acme").await.value.as_deref(),
+        Some("7:1:")
+    );
 }

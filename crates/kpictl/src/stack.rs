@@ -7,7 +7,7 @@
 //! never wait on each other's lock) and scoring's in-process cache. With
 //! `KPI_DATABASE_URL` (PostgreSQL) both services share that database (each
 //! has its own tables and migration table); with `KPI_REDIS_URL` scoring
-//! caches in Redis.
+//! caches in Redis, and all three share its version board.
 //!
 //! The stack never runs open: it generates local credentials in the data
 //! directory ([`LocalCredentials`]) and its services require them.

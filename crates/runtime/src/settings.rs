@@ -38,6 +38,8 @@ pub const LISTEN_ADDR_VAR: &str = "KPI_LISTEN_ADDR";
 pub const DATABASE_URL_VAR: &str = "KPI_DATABASE_URL";
 /// The Redis URL; unset or empty means the in-process cache.
 pub const REDIS_URL_VAR: &str = "KPI_REDIS_URL";
+/// Environment variable: the prefix of every key the suite keeps in Redis.
+pub const REDIS_PREFIX_VAR: &str = "KPI_REDIS_PREFIX";
 /// Where indicator-catalog listens, for its clients.
 pub const CATALOG_URL_VAR: &str = "KPI_CATALOG_URL";
 /// Where data-ingestion listens, for its clients.
@@ -98,6 +100,7 @@ const FILE_KEYS: &[&str] = &[
     LISTEN_ADDR_VAR,
     DATABASE_URL_VAR,
     REDIS_URL_VAR,
+    REDIS_PREFIX_VAR,
     CATALOG_URL_VAR,
     INGESTION_URL_VAR,
     LOG_FORMAT_VAR,
@@ -200,6 +203,10 @@ pub struct Settings {
     pub database_url: String,
     /// `KPI_REDIS_URL`, default none (the in-process cache). May hold a password.
     pub redis_url: Option<String>,
+    /// `KPI_REDIS_PREFIX`, default `kpi`: the prefix of every Redis key (the
+    /// scorecard cache's and the version board's), so deployments can share
+    /// one Redis. All three services must agree on it.
+    pub redis_prefix: String,
     /// `KPI_CATALOG_URL`, default `http://127.0.0.1:50051`.
     pub catalog_url: String,
     /// `KPI_INGESTION_URL`, default `http://127.0.0.1:50052`.
@@ -295,6 +302,7 @@ impl Settings {
             listen_addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), service.default_port()),
             database_url: "sqlite://kpi.db?mode=rwc".to_owned(),
             redis_url: None,
+            redis_prefix: "kpi".to_owned(),
             catalog_url: format!("http://127.0.0.1:{}", ServiceKind::Catalog.default_port()),
             ingestion_url: format!("http://127.0.0.1:{}", ServiceKind::Ingestion.default_port()),
             log_format: LogFormat::Text,
@@ -366,6 +374,9 @@ impl Settings {
                     "a redis:// or rediss:// URL",
                 )?)
             };
+        }
+        if let Some(value) = get(REDIS_PREFIX_VAR) {
+            settings.redis_prefix = parse_redis_prefix(value)?;
         }
         if let Some(value) = get(CATALOG_URL_VAR) {
             settings.catalog_url = parse_url(
@@ -486,6 +497,7 @@ impl fmt::Debug for Settings {
             .field("listen_addr", &self.listen_addr)
             .field("database_url", &redact_url(&self.database_url))
             .field("redis_url", &self.redis_url.as_deref().map(redact_url))
+            .field("redis_prefix", &self.redis_prefix)
             .field("catalog_url", &redact_url(&self.catalog_url))
             .field("ingestion_url", &redact_url(&self.ingestion_url))
             .field("log_format", &self.log_format)
@@ -589,6 +601,25 @@ fn parse_positive(key: &'static str, value: String) -> Result<u64, SettingsError
             value,
             expected: "a whole number of at least 1",
         }),
+    }
+}
+
+/// A Redis key prefix: printable, without spaces or the characters the
+/// keys use as separators and hash tags.
+fn parse_redis_prefix(value: String) -> Result<String, SettingsError> {
+    let prefix = value.trim();
+    let fits = !prefix.is_empty()
+        && prefix
+            .chars()
+            .all(|c| c.is_ascii_graphic() && !matches!(c, '{' | '}' | '%'));
+    if fits {
+        Ok(prefix.to_owned())
+    } else {
+        Err(SettingsError::Invalid {
+            key: REDIS_PREFIX_VAR,
+            value,
+            expected: "a non-empty prefix of printable ASCII without spaces, braces or %",
+        })
     }
 }
 

@@ -71,6 +71,7 @@ fn settings_defaults() {
         );
         assert_eq!(settings.database_url, "sqlite://kpi.db?mode=rwc");
         assert_eq!(settings.redis_url, None);
+        assert_eq!(settings.redis_prefix, "kpi");
         assert_eq!(settings.catalog_url, "http://127.0.0.1:50051");
         assert_eq!(settings.ingestion_url, "http://127.0.0.1:50052");
         assert_eq!(settings.log_format, LogFormat::Text);
@@ -100,6 +101,7 @@ fn settings_env_overrides_file_overrides_defaults() {
          KPI_LISTEN_ADDR=0.0.0.0:6000\n\
          KPI_DATABASE_URL=\"postgres://kpi:filepass@db:5432/kpi\"\n\
          KPI_REDIS_URL=redis://cache:6379\n\
+         KPI_REDIS_PREFIX=kpi-staging\n\
          KPI_LOG_FORMAT=json\n\
          KPI_LOG=debug\n\
          KPI_DRAIN_TIMEOUT_SECS=5\n\
@@ -125,6 +127,7 @@ fn settings_env_overrides_file_overrides_defaults() {
     // file beats defaults
     assert_eq!(settings.database_url, "postgres://kpi:filepass@db:5432/kpi");
     assert_eq!(settings.redis_url.as_deref(), Some("redis://cache:6379"));
+    assert_eq!(settings.redis_prefix, "kpi-staging");
     assert_eq!(settings.log_format, LogFormat::Json);
     assert!(!settings.run_migrations);
     // defaults remain where nobody spoke
@@ -208,6 +211,9 @@ fn settings_bad_values_name_the_variable() {
         ("KPI_MAX_CONNECTION_AGE_SECS", "5m", "seconds"),
         ("KPI_MAX_CONNECTION_AGE_GRACE_SECS", "-1", "seconds"),
         ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317", "URL"),
+        ("KPI_REDIS_PREFIX", "two words", "without spaces"),
+        ("KPI_REDIS_PREFIX", "kpi:{blue}", "braces"),
+        ("KPI_REDIS_PREFIX", " ", "non-empty"),
     ];
     for (key, value, expected) in cases {
         let err = Settings::from_lookup(ServiceKind::Catalog, env(&[(key, value)]))

@@ -2,7 +2,8 @@
 //! normalised facts, and aggregate queries over them.
 //!
 //! - [`App`]: builds the service from [`Settings`] (database, migrations,
-//!   listener) and serves it until told to stop.
+//!   listener, the version board when Redis is configured) and serves it
+//!   until told to stop.
 //! - [`service`]: the gRPC handlers ([`IngestionApi`]).
 //! - [`convert`]: proto events → domain events, rejecting bad ones with a
 //!   reason code and a field path.
@@ -19,6 +20,7 @@ pub mod service;
 use std::net::SocketAddr;
 
 use anyhow::Context;
+use kpi_cache::VersionBoard;
 use kpi_proto::ingestion::ingestion_service_server::IngestionServiceServer;
 use kpi_runtime::auth::tenancy::Guarded;
 use kpi_runtime::{Listener, Settings};
@@ -87,9 +89,11 @@ impl App {
         let listener = Listener::bind(settings)
             .await
             .context("cannot start serving")?;
+        let board = VersionBoard::configured(settings.redis_url.as_deref(), &settings.redis_prefix)
+            .context("invalid KPI_REDIS_URL")?;
         Ok(App {
             listener,
-            api: IngestionApi::new(db, calendars),
+            api: IngestionApi::new(db, calendars, board),
         })
     }
 

@@ -11,6 +11,7 @@ use std::pin::Pin;
 
 use chrono::{DateTime, Utc};
 use futures::Stream;
+use kpi_cache::VersionBoard;
 use kpi_domain::filter::Expr;
 use kpi_domain::measure::Measure;
 use kpi_proto::common as cpb;
@@ -53,6 +54,8 @@ pub struct IngestionApi {
     writer: IngestWriter,
     projection: Arc<Projection>,
     events: EventCounter,
+    /// Where scoring learns the tenants' versions, cleared by every write.
+    board: Option<Arc<VersionBoard>>,
 }
 
 /// `kpi.ingestion.events`: events answered, by outcome (`accepted`,
@@ -96,13 +99,19 @@ struct BatchAnswer {
 }
 
 impl IngestionApi {
-    /// The service over a database, with calendars from the catalog.
-    pub fn new(db: DatabaseConnection, calendars: Calendars) -> Self {
+    /// The service over a database, with calendars from the catalog,
+    /// clearing the tenant's versions on `board` after every write.
+    pub fn new(
+        db: DatabaseConnection,
+        calendars: Calendars,
+        board: Option<Arc<VersionBoard>>,
+    ) -> Self {
         Self {
             writer: IngestWriter::new(db.clone()),
             projection: Projection::new(db.clone(), calendars),
             db,
             events: EventCounter::new(),
+            board,
         }
     }
 
@@ -154,7 +163,15 @@ impl IngestionApi {
             }
             results.push(result);
         }
-        let outcome = self.writer.write(tenant, &accepted, &reasons, now).await?;
+        let written = self.writer.write(tenant, &accepted, &reasons, now).await;
+        // Before the answer: scoring must not read the old data version from
+        // the board once the caller holds the new one. A failed write may
+        // still have committed, so the board is cleared then too.
+        let changed = written.as_ref().map_or(true, |w| w.fresh > 0);
+        if let (Some(board), true) = (&self.board, changed) {
+            board.clear(tenant).await;
+        }
+        let outcome = written?;
         let duplicates: BTreeSet<usize> = outcome.duplicates.iter().copied().collect();
         for a in &accepted {
             results[a.index].outcome = if duplicates.contains(&a.index) {

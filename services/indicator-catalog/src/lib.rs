@@ -3,7 +3,8 @@
 //! export/import of a tenant's catalog.
 //!
 //! - [`App`]: builds the service from [`Settings`] (database, migrations,
-//!   listener) and serves it until told to stop.
+//!   listener, the version board when Redis is configured) and serves it
+//!   until told to stop.
 //! - [`service`]: the gRPC handlers ([`CatalogApi`]).
 //! - `mask`: field masks for partial updates.
 #![forbid(unsafe_code)]
@@ -12,8 +13,10 @@ mod mask;
 pub mod service;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use anyhow::Context;
+use kpi_cache::VersionBoard;
 use kpi_proto::catalog::catalog_service_server::CatalogServiceServer;
 use kpi_runtime::auth::tenancy::Guarded;
 use kpi_runtime::{Listener, Settings};
@@ -22,15 +25,17 @@ use kpi_store::catalog::CatalogRepo;
 pub use service::CatalogApi;
 
 /// The gRPC service over a repository, each request's tenant checked
-/// against its caller, ready to be added to a server.
+/// against its caller, ready to be added to a server. Every write clears the
+/// tenant's versions on `board` before it is acknowledged.
 ///
 /// `max_message_bytes` (`KPI_MAX_MESSAGE_BYTES`) bounds every request and
 /// response; a larger one fails with `OUT_OF_RANGE`.
 pub fn grpc_service(
     repo: CatalogRepo,
+    board: Option<Arc<VersionBoard>>,
     max_message_bytes: usize,
 ) -> CatalogServiceServer<Guarded<CatalogApi>> {
-    CatalogServiceServer::new(Guarded::new(CatalogApi::new(repo)))
+    CatalogServiceServer::new(Guarded::new(CatalogApi::new(repo, board)))
         .max_decoding_message_size(max_message_bytes)
         .max_encoding_message_size(max_message_bytes)
 }
@@ -58,16 +63,23 @@ pub async fn open_repo(settings: &Settings) -> anyhow::Result<CatalogRepo> {
 pub struct App {
     listener: Listener,
     repo: CatalogRepo,
+    board: Option<Arc<VersionBoard>>,
 }
 
 impl App {
     /// Opens the database, migrates it (unless disabled) and binds the listener.
     pub async fn build(settings: &Settings) -> anyhow::Result<App> {
         let repo = open_repo(settings).await?;
+        let board = VersionBoard::configured(settings.redis_url.as_deref(), &settings.redis_prefix)
+            .context("invalid KPI_REDIS_URL")?;
         let listener = Listener::bind(settings)
             .await
             .context("cannot start serving")?;
-        Ok(App { listener, repo })
+        Ok(App {
+            listener,
+            repo,
+            board,
+        })
     }
 
     /// The address it listens on (useful with port 0).
@@ -81,7 +93,8 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let max_message_bytes = self.listener.max_message_bytes();
-        let routes = tonic::service::Routes::new(grpc_service(self.repo, max_message_bytes));
+        let routes =
+            tonic::service::Routes::new(grpc_service(self.repo, self.board, max_message_bytes));
         self.listener.serve(routes, shutdown).await?;
         Ok(())
     }

@@ -2,8 +2,13 @@
 //! its request at the edge, then runs one catalog operation: reads on a
 //! loaded catalog, writes through [`CatalogRepo::update`] (retried on
 //! concurrent changes), `validate_only` / `dry_run` on a copy never saved.
+//! A write clears the tenant's versions on the version board (when Redis is
+//! configured) before it is acknowledged.
+
+use std::sync::Arc;
 
 use chrono::Utc;
+use kpi_cache::VersionBoard;
 use kpi_domain::calendar::BusinessCalendar;
 use kpi_domain::catalog::{
     Catalog, CatalogDocument, CatalogError, DocumentFormat, ImportSummary, VersionState,
@@ -28,12 +33,14 @@ const MAX_PAGE: u32 = 500;
 #[derive(Clone, Debug)]
 pub struct CatalogApi {
     repo: CatalogRepo,
+    board: Option<Arc<VersionBoard>>,
 }
 
 impl CatalogApi {
-    /// The service over `repo`.
-    pub fn new(repo: CatalogRepo) -> Self {
-        Self { repo }
+    /// The service over `repo`, clearing the tenant's versions on `board`
+    /// after every write.
+    pub fn new(repo: CatalogRepo, board: Option<Arc<VersionBoard>>) -> Self {
+        Self { repo, board }
     }
 
     async fn read(&self, tenant: &str) -> Result<Catalog, Status> {
@@ -52,11 +59,15 @@ impl CatalogApi {
             let mut catalog = self.read(tenant).await?;
             return op(&mut catalog).map_err(catalog_status);
         }
-        self.repo
-            .update(tenant, op)
-            .await
-            .map_err(Status::from)?
-            .map_err(catalog_status)
+        let saved = self.repo.update(tenant, op).await;
+        // Before the answer: scoring must not read the old revision from the
+        // board once the caller holds it. A store error may still have
+        // committed, so the board is cleared then too.
+        let rejected_before_saving = matches!(saved, Ok(Err(_)));
+        if let (Some(board), false) = (&self.board, rejected_before_saving) {
+            board.clear(tenant).await;
+        }
+        saved.map_err(Status::from)?.map_err(catalog_status)
     }
 }
 

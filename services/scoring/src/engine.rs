@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use chrono_tz::Tz;
-use kpi_cache::{Cache, CacheKey};
+use kpi_cache::{Cache, CacheKey, VersionBoard};
 use kpi_domain::alerting::{Standing, competition_ranks};
 use kpi_domain::calendar::BusinessCalendar;
 use kpi_domain::indicator::IndicatorDef;
@@ -198,9 +198,10 @@ fn combo(agent: &ing::Agent) -> Combo {
 }
 
 impl Engine {
-    /// The engine over the other services and a cache.
-    pub fn new(clients: Clients, cache: Cache) -> Self {
-        let versions = FreshVersions::new(clients.clone());
+    /// The engine over the other services and a cache, learning the
+    /// tenants' versions from `board` when there is one.
+    pub fn new(clients: Clients, cache: Cache, board: Option<Arc<VersionBoard>>) -> Self {
+        let versions = FreshVersions::new(clients.clone(), board);
         Self {
             clients,
             cache,

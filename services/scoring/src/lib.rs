@@ -40,7 +40,7 @@ pub mod versions;
 use std::net::SocketAddr;
 
 use anyhow::Context;
-use kpi_cache::{Cache, CacheConfig};
+use kpi_cache::{Cache, CacheConfig, VersionBoard};
 use kpi_proto::scoring::scoring_service_server::ScoringServiceServer;
 use kpi_runtime::auth::tenancy::Guarded;
 use kpi_runtime::{Listener, Settings};
@@ -61,12 +61,14 @@ pub fn grpc_service(
         .max_encoding_message_size(max_message_bytes)
 }
 
-/// The cache configuration of these settings (key prefix `kpi:v2`). With
+/// The cache configuration of these settings (key prefix
+/// `<KPI_REDIS_PREFIX>:v2`). With
 /// Redis, values are kept in process in front of it too: every key names
 /// the versions its value was computed from, so a local copy is never stale.
 pub fn cache_config(settings: &Settings) -> CacheConfig {
     CacheConfig {
         redis_url: settings.redis_url.clone(),
+        prefix: format!("{}:v2", settings.redis_prefix),
         ttl: settings.cache_ttl,
         memory_max_bytes: settings.cache_memory_bytes,
         memory_in_front: true,
@@ -97,7 +99,9 @@ impl App {
         let listener = Listener::bind(settings)
             .await
             .context("cannot start serving")?;
-        let engine = engine::Engine::new(clients, cache.clone());
+        let board = VersionBoard::configured(settings.redis_url.as_deref(), &settings.redis_prefix)
+            .context("invalid KPI_REDIS_URL")?;
+        let engine = engine::Engine::new(clients, cache.clone(), board);
         Ok(App {
             listener,
             api: ScoringApi::new(engine),

@@ -10,16 +10,25 @@
 //!
 //! Per tenant at most one fetch runs and one waits. A request arriving while
 //! a fetch runs joins the waiting one, which starts when the running one
-//! ends; so under load one pair of cheap calls (GetCatalogRevision,
-//! GetDataVersion) serves every request that arrived during the previous
-//! pair, and a request waits at most two fetches.
+//! ends; so under load one fetch serves every request that arrived during
+//! the previous one, and a request waits at most two fetches.
+//!
+//! A fetch reads the version board in Redis when there is one
+//! ([`kpi_cache::board`]: one round trip, and why it is fresh); when the board
+//! holds nothing, or Redis does not answer, it asks the catalog and
+//! data-ingestion (GetCatalogRevision, GetDataVersion) and posts what they
+//! said. A posted value about to lapse is refreshed in the background, so
+//! requests under steady load rarely wait for the other services.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use chrono::DateTime;
 use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
+use kpi_cache::VersionBoard;
+use kpi_cache::board::LEASE;
 use tonic::Status;
 
 use crate::clients::{Clients, DataStamp};
@@ -53,11 +62,23 @@ pub struct FreshVersions {
 }
 
 impl FreshVersions {
-    /// Versions read from the catalog and data-ingestion through `clients`.
-    pub fn new(clients: Clients) -> Self {
+    /// Versions read from the board, if any, else from the catalog and
+    /// data-ingestion through `clients`.
+    pub fn new(clients: Clients, board: Option<Arc<VersionBoard>>) -> Self {
+        let refreshing: Arc<Mutex<HashSet<String>>> = Arc::default();
         Self::reading_with(Arc::new(move |tenant| {
             let clients = clients.clone();
-            async move { read(&clients, &tenant).await }.boxed()
+            match board.clone() {
+                Some(board) => {
+                    let board = BoardReader {
+                        board,
+                        clients,
+                        refreshing: refreshing.clone(),
+                    };
+                    async move { board.read(tenant).await }.boxed()
+                }
+                None => async move { read(&clients, &tenant).await }.boxed(),
+            }
         }))
     }
 
@@ -108,6 +129,98 @@ impl FreshVersions {
         .boxed()
         .shared();
         Slot { fetch, started }
+    }
+}
+
+/// Reads versions through the board, posting what it reads from source.
+struct BoardReader {
+    board: Arc<VersionBoard>,
+    clients: Clients,
+    /// Tenants whose posted versions are being refreshed in the background.
+    refreshing: Arc<Mutex<HashSet<String>>>,
+}
+
+impl BoardReader {
+    async fn read(self, tenant: String) -> Result<Versions, Status> {
+        let Some(posted) = self.board.read(&tenant).await else {
+            // Redis did not answer (already logged): the source it is.
+            return read(&self.clients, &tenant).await;
+        };
+        if let Some(versions) = posted.value.as_deref().and_then(Versions::decode) {
+            if posted.remaining < LEASE / 2 {
+                self.refresh_in_background(tenant);
+            }
+            return Ok(versions);
+        }
+        // The ticket before the source read: what it reads may be posted.
+        let ticket = self.board.ticket(&tenant).await;
+        let versions = read(&self.clients, &tenant).await?;
+        if let Some(ticket) = ticket {
+            let board = self.board.clone();
+            tokio::spawn(async move {
+                board.post(&tenant, &ticket, &versions.encode()).await;
+            });
+        }
+        Ok(versions)
+    }
+
+    /// Takes a ticket, reads the versions from source and posts them,
+    /// unless a refresh of the tenant is already running.
+    fn refresh_in_background(&self, tenant: String) {
+        let mut refreshing = self
+            .refreshing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !refreshing.insert(tenant.clone()) {
+            return;
+        }
+        drop(refreshing);
+        let (board, clients, set) = (
+            self.board.clone(),
+            self.clients.clone(),
+            self.refreshing.clone(),
+        );
+        tokio::spawn(async move {
+            if let Some(ticket) = board.ticket(&tenant).await
+                && let Ok(versions) = read(&clients, &tenant).await
+            {
+                board.post(&tenant, &ticket, &versions.encode()).await;
+            }
+            set.lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .remove(&tenant);
+        });
+    }
+}
+
+impl Versions {
+    /// `catalog:data version:watermark µs` (the watermark empty when none),
+    /// as posted on the board.
+    fn encode(&self) -> String {
+        let watermark = self
+            .data
+            .watermark
+            .map(|w| w.timestamp_micros().to_string())
+            .unwrap_or_default();
+        format!("{}:{}:{watermark}", self.catalog, self.data.version)
+    }
+
+    /// The inverse of [`Versions::encode`]; `None` for anything else.
+    fn decode(posted: &str) -> Option<Versions> {
+        let mut parts = posted.split(':');
+        let catalog = parts.next()?.parse().ok()?;
+        let version = parts.next()?.parse().ok()?;
+        let watermark = match parts.next()? {
+            "" => None,
+            micros => Some(DateTime::from_timestamp_micros(micros.parse().ok()?)?),
+        };
+        if parts.next().is_some() {
+            return None;
+        }
+        Some(Versions {
+            catalog,
+            data: DataStamp { version, watermark },
+        })
     }
 }
 
@@ -192,6 +305,33 @@ mod tests {
             reads < 64 * 50 / 4,
             "{reads} reads for 3,200 requests: not shared"
         );
+    }
+
+    #[test]
+    fn versions_posted_on_the_board_read_back_the_same() {
+        let watermark = DateTime::from_timestamp_micros(1_780_000_000_123_456);
+        for versions in [
+            Versions {
+                catalog: 7,
+                data: DataStamp {
+                    version: 42,
+                    watermark,
+                },
+            },
+            Versions {
+                catalog: 0,
+                data: DataStamp {
+                    version: 0,
+                    watermark: None,
+                },
+            },
+        ] {
+            let posted = versions.encode();
+            assert_eq!(Versions::decode(&posted), Some(versions), "{posted}");
+        }
+        for garbage in ["", "7", "7:42", "x:42:", "7:42:1:2", "7:42:soon"] {
+            assert_eq!(Versions::decode(garbage), None, "{garbage:?}");
+        }
     }
 
     #[tokio::test]

@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use kpi_cache::{Cache, CacheConfig};
+use kpi_cache::{Cache, CacheConfig, VersionBoard};
 use kpi_proto::catalog as cat;
 use kpi_proto::catalog::catalog_service_client::CatalogServiceClient;
 use kpi_proto::common as cpb;
@@ -39,6 +39,8 @@ struct Stack {
     ingestion: IngestionServiceClient<Channel>,
     catalog: CatalogServiceClient<Channel>,
     cache: Cache,
+    /// The version board the three services share, to look at.
+    board: VersionBoard,
     /// How the scoring server was set up, for a second replica.
     scoring_setup: (kpi_runtime::Settings, CacheConfig),
     scoring_server: Option<RunningServer>,
@@ -64,26 +66,6 @@ impl Stack {
 
 async fn start(kind: DbKind, choice: CacheChoice, test: &str) -> Stack {
     let db = TestDb::new(kind).await.expect("test database");
-    let catalog_app =
-        indicator_catalog::App::build(&kpi_testkit::settings(ServiceKind::Catalog, &db.url))
-            .await
-            .expect("catalog");
-    let catalog_addr = catalog_app.local_addr().expect("addr");
-    let catalog_server = RunningServer::spawn(catalog_addr, |s| catalog_app.run_until_stopped(s));
-
-    let mut settings = kpi_testkit::settings(ServiceKind::Ingestion, &db.url);
-    settings.catalog_url = catalog_server.endpoint();
-    let ingestion_app = data_ingestion::App::build(&settings)
-        .await
-        .expect("ingestion");
-    let ingestion_addr = ingestion_app.local_addr().expect("addr");
-    let ingestion_server =
-        RunningServer::spawn(ingestion_addr, |s| ingestion_app.run_until_stopped(s));
-
-    let mut settings = kpi_testkit::settings(ServiceKind::Scoring, &db.url);
-    settings.catalog_url = catalog_server.endpoint();
-    settings.ingestion_url = ingestion_server.endpoint();
-    settings.call_timeout = Duration::from_secs(10);
     // The shared Redis gets the service's own set-up, values kept in process
     // in front of Redis; a fault test's private Redis is the only tier, so
     // every read goes to the Redis that misbehaves.
@@ -95,15 +77,44 @@ async fn start(kind: DbKind, choice: CacheChoice, test: &str) -> Stack {
         ),
         CacheChoice::Redis(url) => (url, Duration::from_millis(100), false),
     };
+    let prefix = kpi_testkit::unique_prefix(test);
+    // All three share the Redis and prefix: the writers clear the version
+    // board that scoring reads.
+    let settings_of = |service| {
+        let mut settings = kpi_testkit::settings(service, &db.url);
+        settings.redis_url = Some(redis_url.clone());
+        settings.redis_prefix.clone_from(&prefix);
+        settings
+    };
+    let catalog_app = indicator_catalog::App::build(&settings_of(ServiceKind::Catalog))
+        .await
+        .expect("catalog");
+    let catalog_addr = catalog_app.local_addr().expect("addr");
+    let catalog_server = RunningServer::spawn(catalog_addr, |s| catalog_app.run_until_stopped(s));
+
+    let mut settings = settings_of(ServiceKind::Ingestion);
+    settings.catalog_url = catalog_server.endpoint();
+    let ingestion_app = data_ingestion::App::build(&settings)
+        .await
+        .expect("ingestion");
+    let ingestion_addr = ingestion_app.local_addr().expect("addr");
+    let ingestion_server =
+        RunningServer::spawn(ingestion_addr, |s| ingestion_app.run_until_stopped(s));
+
+    let mut settings = settings_of(ServiceKind::Scoring);
+    settings.catalog_url = catalog_server.endpoint();
+    settings.ingestion_url = ingestion_server.endpoint();
+    settings.call_timeout = Duration::from_secs(10);
     let cache_config = CacheConfig {
-        redis_url: Some(redis_url),
-        prefix: kpi_testkit::unique_prefix(test),
+        redis_url: Some(redis_url.clone()),
+        prefix: prefix.clone(),
         ttl: Duration::from_secs(120),
         op_timeout,
         breaker_cooldown: Duration::from_millis(100),
         memory_in_front,
         ..CacheConfig::default()
     };
+    let board = VersionBoard::new(&redis_url, &prefix, Duration::from_secs(1)).expect("board");
     let (scoring, cache, scoring_server) = start_scoring(&settings, cache_config.clone()).await;
 
     Stack {
@@ -116,6 +127,7 @@ async fn start(kind: DbKind, choice: CacheChoice, test: &str) -> Stack {
             .await
             .expect("catalog client"),
         cache,
+        board,
         scoring_server: Some(scoring_server),
         ingestion_server: Some(ingestion_server),
         catalog_server: Some(catalog_server),
@@ -1582,6 +1594,16 @@ async fn reads_reflect_ingests_and_catalog_activations_at_once() {
     // Cached now: the same again.
     let cached = scorecard(&mut s, "rw", agent_subject("ta1"), day("2026-10-06"), "").await;
     assert_eq!(without_clock(cached), without_clock(before.clone()));
+    // Scoring posted the versions it read on the board (in the background).
+    let mut posted = None;
+    for _ in 0..250 {
+        posted = s.board.read("rw").await.and_then(|p| p.value);
+        if posted.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(posted.is_some(), "scoring posts the versions it read");
 
     // One more CSAT of 5: (43 + 5) / 11, read right after the ingest returns.
     ingest(
@@ -1597,6 +1619,11 @@ async fn reads_reflect_ingests_and_catalog_activations_at_once() {
         )],
     )
     .await;
+    assert_eq!(
+        s.board.read("rw").await.map(|p| p.value),
+        Some(None),
+        "data-ingestion cleared the board before answering"
+    );
     let after = scorecard(&mut s, "rw", agent_subject("ta1"), day("2026-10-06"), "").await;
     close(line(&after, "csat_avg").value.expect("csat"), 48.0 / 11.0);
     assert!(
@@ -1635,6 +1662,11 @@ async fn reads_reflect_ingests_and_catalog_activations_at_once() {
         })
         .await
         .expect("activate");
+    assert_eq!(
+        s.board.read("rw").await.map(|p| p.value),
+        Some(None),
+        "the catalog cleared the board before answering"
+    );
     let activated = scorecard(&mut s, "rw", agent_subject("ta1"), day("2026-10-06"), "").await;
     assert_eq!(
         activated.provenance.as_ref().map(|p| p.template_version),
@@ -1753,7 +1785,22 @@ async fn survives(fault: &str) {
         90.0,
     );
     if fault == "paused" {
+        // What the hung Redis still holds (the versions posted before the
+        // ingest, a post queued during the pause) has lapsed or is refused:
+        // the answer stays the new one once Redis answers again.
         redis.resume().expect("SIGCONT");
+        let resumed = scorecard(
+            &mut s,
+            "shop",
+            agent_subject("ea1"),
+            month("2026-10-01"),
+            "ecommerce",
+        )
+        .await;
+        close(
+            line(&resumed, "knowledge_score").value.expect("knowledge"),
+            90.0,
+        );
     }
     s.stop().await;
 }
