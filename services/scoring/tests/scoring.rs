@@ -1716,6 +1716,22 @@ async fn a_draft_edited_in_place_is_scored_as_it_is_now() {
     s.stop().await;
 }
 
+/// The e-commerce scorecard of ea1 for October 2026.
+async fn ea1_month(s: &mut Stack) -> pb::Scorecard {
+    scorecard(
+        s,
+        "shop",
+        agent_subject("ea1"),
+        month("2026-10-01"),
+        "ecommerce",
+    )
+    .await
+}
+
+fn knowledge(card: &pb::Scorecard) -> f64 {
+    line(card, "knowledge_score").value.expect("knowledge")
+}
+
 /// The e-commerce scorecard of ea1, through a scoring server whose Redis
 /// misbehaves in `fault` after the first read; every read must equal the
 /// first one.
@@ -1724,16 +1740,7 @@ async fn survives(fault: &str) {
     let mut s = start(DbKind::Postgres, CacheChoice::Redis(redis.url()), fault).await;
     install_starter_kit(&mut s, "shop").await;
     ingest(&mut s, "shop", ecommerce_events()).await;
-    let first = without_clock(
-        scorecard(
-            &mut s,
-            "shop",
-            agent_subject("ea1"),
-            month("2026-10-01"),
-            "ecommerce",
-        )
-        .await,
-    );
+    let first = without_clock(ea1_month(&mut s).await);
     assert!(
         redis.key_count().await.expect("dbsize") > 0,
         "the scorecard was cached"
@@ -1745,16 +1752,7 @@ async fn survives(fault: &str) {
         other => panic!("unknown fault {other}"),
     }
     for _ in 0..3 {
-        let again = without_clock(
-            scorecard(
-                &mut s,
-                "shop",
-                agent_subject("ea1"),
-                month("2026-10-01"),
-                "ecommerce",
-            )
-            .await,
-        );
+        let again = without_clock(ea1_month(&mut s).await);
         assert_eq!(again, first);
     }
     // A new ingest is reflected whatever Redis does.
@@ -1771,36 +1769,16 @@ async fn survives(fault: &str) {
         )],
     )
     .await;
-    let changed = scorecard(
-        &mut s,
-        "shop",
-        agent_subject("ea1"),
-        month("2026-10-01"),
-        "ecommerce",
-    )
-    .await;
+    let changed = ea1_month(&mut s).await;
     // knowledge: (80 + 100) / 2 = 90.
-    close(
-        line(&changed, "knowledge_score").value.expect("knowledge"),
-        90.0,
-    );
+    close(knowledge(&changed), 90.0);
     if fault == "paused" {
         // What the hung Redis still holds (the versions posted before the
         // ingest, a post queued during the pause) has lapsed or is refused:
         // the answer stays the new one once Redis answers again.
         redis.resume().expect("SIGCONT");
-        let resumed = scorecard(
-            &mut s,
-            "shop",
-            agent_subject("ea1"),
-            month("2026-10-01"),
-            "ecommerce",
-        )
-        .await;
-        close(
-            line(&resumed, "knowledge_score").value.expect("knowledge"),
-            90.0,
-        );
+        let resumed = ea1_month(&mut s).await;
+        close(knowledge(&resumed), 90.0);
     }
     s.stop().await;
 }
