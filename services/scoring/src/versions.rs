@@ -65,20 +65,26 @@ impl FreshVersions {
     /// Versions read from the board, if any, else from the catalog and
     /// data-ingestion through `clients`.
     pub fn new(clients: Clients, board: Option<Arc<VersionBoard>>) -> Self {
-        let refreshing: Arc<Mutex<HashSet<String>>> = Arc::default();
-        Self::reading_with(Arc::new(move |tenant| {
+        let source: Reader = Arc::new(move |tenant| {
             let clients = clients.clone();
-            match board.clone() {
-                Some(board) => {
-                    let board = BoardReader {
-                        board,
-                        clients,
-                        refreshing: refreshing.clone(),
-                    };
-                    async move { board.read(tenant).await }.boxed()
-                }
-                None => async move { read(&clients, &tenant).await }.boxed(),
-            }
+            async move { read(&clients, &tenant).await }.boxed()
+        });
+        match board {
+            Some(board) => Self::through_board(board, source),
+            None => Self::reading_with(source),
+        }
+    }
+
+    /// Versions read from `board`, and from `source` when it has none.
+    fn through_board(board: Arc<VersionBoard>, source: Reader) -> Self {
+        let reader = BoardReader {
+            board,
+            source,
+            refreshing: Arc::default(),
+        };
+        Self::reading_with(Arc::new(move |tenant| {
+            let reader = reader.clone();
+            async move { reader.read(tenant).await }.boxed()
         }))
     }
 
@@ -133,9 +139,10 @@ impl FreshVersions {
 }
 
 /// Reads versions through the board, posting what it reads from source.
+#[derive(Clone)]
 struct BoardReader {
     board: Arc<VersionBoard>,
-    clients: Clients,
+    source: Reader,
     /// Tenants whose posted versions are being refreshed in the background.
     refreshing: Arc<Mutex<HashSet<String>>>,
 }
@@ -144,7 +151,7 @@ impl BoardReader {
     async fn read(self, tenant: String) -> Result<Versions, Status> {
         let Some(posted) = self.board.read(&tenant).await else {
             // Redis did not answer (already logged): the source it is.
-            return read(&self.clients, &tenant).await;
+            return (self.source)(tenant).await;
         };
         if let Some(versions) = posted.value.as_deref().and_then(Versions::decode) {
             if posted.remaining < LEASE / 2 {
@@ -154,7 +161,7 @@ impl BoardReader {
         }
         // The ticket before the source read: what it reads may be posted.
         let ticket = self.board.ticket(&tenant).await;
-        let versions = read(&self.clients, &tenant).await?;
+        let versions = (self.source)(tenant.clone()).await?;
         if let Some(ticket) = ticket {
             let board = self.board.clone();
             tokio::spawn(async move {
@@ -175,14 +182,14 @@ impl BoardReader {
             return;
         }
         drop(refreshing);
-        let (board, clients, set) = (
+        let (board, source, set) = (
             self.board.clone(),
-            self.clients.clone(),
+            self.source.clone(),
             self.refreshing.clone(),
         );
         tokio::spawn(async move {
             if let Some(ticket) = board.ticket(&tenant).await
-                && let Ok(versions) = read(&clients, &tenant).await
+                && let Ok(versions) = source(tenant.clone()).await
             {
                 board.post(&tenant, &ticket, &versions.encode()).await;
             }
@@ -247,8 +254,9 @@ mod tests {
         reads: AtomicI64,
     }
 
-    fn versions_over(source: Arc<Source>) -> FreshVersions {
-        FreshVersions::reading_with(Arc::new(move |_tenant| {
+    /// Reads `source`: its current version, after a moment.
+    fn reading(source: Arc<Source>) -> Reader {
+        Arc::new(move |_tenant| {
             let source = source.clone();
             async move {
                 source.reads.fetch_add(1, Ordering::SeqCst);
@@ -263,7 +271,94 @@ mod tests {
                 })
             }
             .boxed()
-        }))
+        })
+    }
+
+    fn versions_over(source: Arc<Source>) -> FreshVersions {
+        FreshVersions::reading_with(reading(source))
+    }
+
+    /// Two scoring replicas and two writers on the shared test Redis: every
+    /// answer is at least the version of every write acknowledged before its
+    /// request, and once writes stop the board answers without the source.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn through_the_board_every_answer_reflects_the_writes_acknowledged_before_it() {
+        let source = Arc::new(Source {
+            written: AtomicI64::new(0),
+            reads: AtomicI64::new(0),
+        });
+        let prefix = kpi_testkit::unique_prefix("board_ryw");
+        let board = || {
+            let url = kpi_testkit::shared_redis_url();
+            let board = VersionBoard::new(&url, &prefix, Duration::from_secs(1));
+            Arc::new(board.expect("board"))
+        };
+        let replicas = [
+            FreshVersions::through_board(board(), reading(source.clone())),
+            FreshVersions::through_board(board(), reading(source.clone())),
+        ];
+        let acknowledged = Arc::new(AtomicI64::new(0));
+        let mut writers = Vec::new();
+        for _ in 0..2 {
+            let (board, source, acknowledged) = (board(), source.clone(), acknowledged.clone());
+            writers.push(tokio::spawn(async move {
+                for _ in 0..40 {
+                    // Commit, clear the board, then acknowledge.
+                    let version = source.written.fetch_add(1, Ordering::SeqCst) + 1;
+                    board.clear("t").await;
+                    acknowledged.fetch_max(version, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+            }));
+        }
+        let mut readers = Vec::new();
+        for i in 0..16 {
+            let (versions, acknowledged) = (replicas[i % 2].clone(), acknowledged.clone());
+            readers.push(tokio::spawn(async move {
+                let mut stale = 0;
+                for _ in 0..60 {
+                    let before = acknowledged.load(Ordering::SeqCst);
+                    let Ok(v) = versions.get("t").await else {
+                        panic!("the source does not fail");
+                    };
+                    if v.data.version < before {
+                        stale += 1;
+                    }
+                }
+                stale
+            }));
+        }
+        for w in writers {
+            w.await.expect("writer");
+        }
+        let mut stale = 0;
+        for r in readers {
+            stale += r.await.unwrap_or(1);
+        }
+        assert_eq!(stale, 0, "an answer predates an acknowledged write");
+
+        // Quiet: once posted, a hundred reads one after another take the
+        // board's word (a refresh may read the source now and then).
+        let latest = source.written.load(Ordering::SeqCst);
+        let first = replicas[0].get("t").await.map(|v| v.data.version);
+        assert_eq!(first.ok(), Some(latest));
+        let posted = board();
+        let mut waited = 0;
+        while posted.read("t").await.and_then(|p| p.value).is_none() {
+            waited += 1;
+            assert!(waited < 500, "scoring never posted the versions it read");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let reads_before = source.reads.load(Ordering::SeqCst);
+        for i in 0..100 {
+            let v = replicas[i % 2].get("t").await.map(|v| v.data.version);
+            assert_eq!(v.ok(), Some(latest));
+        }
+        let source_reads = source.reads.load(Ordering::SeqCst) - reads_before;
+        assert!(
+            source_reads <= 10,
+            "{source_reads} source reads for 100 requests on a posted board"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
