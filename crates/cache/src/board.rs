@@ -163,16 +163,22 @@ impl VersionBoard {
 
     /// The tenant's value key and fence key (one hash slot).
     fn keys(&self, tenant: &str) -> [String; 2] {
-        let key = |parts: &[&str]| {
-            CacheKey::new(tenant, "versions", parts.iter().copied()).render(&self.prefix)
-        };
-        [key(&[]), key(&["fence"])]
+        [self.value_key(tenant), self.fence_key(tenant)]
+    }
+
+    /// `<prefix>:versions:{tenant}`: the posted value.
+    fn value_key(&self, tenant: &str) -> String {
+        CacheKey::new(tenant, "versions", Vec::<String>::new()).render(&self.prefix)
+    }
+
+    /// `<prefix>:versions:{tenant}:fence`.
+    fn fence_key(&self, tenant: &str) -> String {
+        CacheKey::new(tenant, "versions", ["fence"]).render(&self.prefix)
     }
 
     /// What the board holds for `tenant`, or `None` if Redis did not answer.
     pub async fn read(&self, tenant: &str) -> Option<Posted> {
-        let [value_key, _] = self.keys(tenant);
-        let posted = match self.store.get(&value_key).await {
+        let posted = match self.store.get(&self.value_key(tenant)).await {
             Lookup::Hit(bytes) => bytes,
             Lookup::Miss => return Some(Posted::nothing()),
             Lookup::Failed | Lookup::Skipped => return None,
@@ -197,8 +203,8 @@ impl VersionBoard {
     /// A ticket for posting what is read from source from now on, or `None`
     /// if Redis did not answer.
     pub async fn ticket(&self, tenant: &str) -> Option<Ticket> {
-        let [_, fence_key] = self.keys(tenant);
         let token = fresh_token();
+        let fence_key = self.fence_key(tenant);
         let (fence, secs, micros): (String, u64, u64) = self
             .store
             .script("board ticket", &self.ticket, &[&fence_key], &[&token])

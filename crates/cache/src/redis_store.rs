@@ -155,68 +155,74 @@ impl RedisStore {
         }
     }
 
-    pub(crate) async fn get(&self, key: &str) -> Lookup {
+    /// Runs `op` on the connection behind the breaker, bounded by
+    /// `op_timeout`, with the breaker told and a failure logged as `name`.
+    async fn attempt<T, F, Fut>(&self, name: &'static str, op: F) -> Attempt<T>
+    where
+        F: FnOnce(ConnectionManager) -> Fut,
+        Fut: Future<Output = redis::RedisResult<T>>,
+    {
         if self.breaker_open() {
-            return Lookup::Skipped;
+            return Attempt::Skipped;
         }
         let result = match self.manager() {
-            Ok(mut conn) => self.bounded(conn.get::<_, Option<Vec<u8>>>(key)).await,
+            Ok(conn) => self.bounded(op(conn)).await,
             Err(failure) => Err(failure),
         };
         match result {
-            Ok(found) => {
+            Ok(value) => {
                 self.on_success();
-                found.map_or(Lookup::Miss, Lookup::Hit)
+                Attempt::Done(value)
             }
             Err(failure) => {
-                self.on_failure("get", &failure);
-                Lookup::Failed
+                self.on_failure(name, &failure);
+                Attempt::Failed
             }
+        }
+    }
+
+    pub(crate) async fn get(&self, key: &str) -> Lookup {
+        let found = self.attempt("get", |mut conn| async move {
+            conn.get::<_, Option<Vec<u8>>>(key).await
+        });
+        match found.await {
+            Attempt::Done(Some(bytes)) => Lookup::Hit(bytes),
+            Attempt::Done(None) => Lookup::Miss,
+            Attempt::Failed => Lookup::Failed,
+            Attempt::Skipped => Lookup::Skipped,
         }
     }
 
     /// Stores many values with the TTL in one pipelined round trip.
     pub(crate) async fn put_many(&self, entries: &[(String, Arc<Vec<u8>>)]) -> Stored {
-        if self.breaker_open() {
-            return Stored::Skipped;
-        }
-        let mut pipe = redis::pipe();
-        for (key, value) in entries {
-            pipe.pset_ex(key, value.as_slice(), self.ttl_ms).ignore();
-        }
-        let result = match self.manager() {
-            Ok(mut conn) => self.bounded(pipe.query_async::<()>(&mut conn)).await,
-            Err(failure) => Err(failure),
-        };
-        self.stored(result)
+        let ttl_ms = self.ttl_ms;
+        let written = self.attempt("set", |mut conn| async move {
+            let mut pipe = redis::pipe();
+            for (key, value) in entries {
+                pipe.pset_ex(key, value.as_slice(), ttl_ms).ignore();
+            }
+            pipe.query_async::<()>(&mut conn).await
+        });
+        written.await.into()
     }
 
     pub(crate) async fn put(&self, key: &str, value: &[u8]) -> Stored {
-        if self.breaker_open() {
-            return Stored::Skipped;
-        }
-        let result = match self.manager() {
-            Ok(mut conn) => {
-                self.bounded(conn.pset_ex::<_, _, ()>(key, value, self.ttl_ms))
-                    .await
-            }
-            Err(failure) => Err(failure),
-        };
-        self.stored(result)
+        let ttl_ms = self.ttl_ms;
+        let written = self.attempt("set", |mut conn| async move {
+            conn.pset_ex::<_, _, ()>(key, value, ttl_ms).await
+        });
+        written.await.into()
     }
 
     /// Runs a Lua script with `keys` and `args`: `None` when Redis failed
     /// (logged, breaker told) or was skipped, never an error to the caller.
     pub(crate) async fn script<T: redis::FromRedisValue>(
         &self,
-        op: &'static str,
+        name: &'static str,
         script: &redis::Script,
         keys: &[&str],
         args: &[&str],
     ) -> Option<T> {
-        if self.breaker_open() {
-            return None;
-        }
         let mut invocation = script.prepare_invoke();
         for key in keys {
             invocation.key(*key);
@@ -224,33 +230,32 @@ impl RedisStore {
         for arg in args {
             invocation.arg(*arg);
         }
-        let result = match self.manager() {
-            Ok(mut conn) => self.bounded(invocation.invoke_async::<T>(&mut conn)).await,
-            Err(failure) => Err(failure),
-        };
-        match result {
-            Ok(value) => {
-                self.on_success();
-                Some(value)
-            }
-            Err(failure) => {
-                self.on_failure(op, &failure);
-                None
-            }
+        let ran = self.attempt(name, |mut conn| async move {
+            invocation.invoke_async::<T>(&mut conn).await
+        });
+        match ran.await {
+            Attempt::Done(value) => Some(value),
+            Attempt::Failed | Attempt::Skipped => None,
         }
     }
+}
 
-    /// What a write came to, with the breaker told.
-    fn stored(&self, result: Result<(), Failure>) -> Stored {
-        match result {
-            Ok(()) => {
-                self.on_success();
-                Stored::Written
-            }
-            Err(failure) => {
-                self.on_failure("set", &failure);
-                Stored::Failed
-            }
+/// What one bounded operation came to.
+enum Attempt<T> {
+    /// Redis answered.
+    Done(T),
+    /// Redis failed or timed out; already logged.
+    Failed,
+    /// The breaker is open: Redis was not asked.
+    Skipped,
+}
+
+impl From<Attempt<()>> for Stored {
+    fn from(attempt: Attempt<()>) -> Stored {
+        match attempt {
+            Attempt::Done(()) => Stored::Written,
+            Attempt::Failed => Stored::Failed,
+            Attempt::Skipped => Stored::Skipped,
         }
     }
 }

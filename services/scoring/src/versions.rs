@@ -159,11 +159,16 @@ impl BoardReader {
             }
             return Ok(versions);
         }
-        // The ticket before the source read: what it reads may be posted.
-        let ticket = self.board.ticket(&tenant).await;
-        let versions = (self.source)(tenant.clone()).await?;
+        self.read_source_and_post(&tenant).await
+    }
+
+    /// Reads the versions from source under a ticket taken first (so what
+    /// it reads may be posted) and posts them in the background.
+    async fn read_source_and_post(&self, tenant: &str) -> Result<Versions, Status> {
+        let ticket = self.board.ticket(tenant).await;
+        let versions = (self.source)(tenant.to_owned()).await?;
         if let Some(ticket) = ticket {
-            let board = self.board.clone();
+            let (board, tenant) = (self.board.clone(), tenant.to_owned());
             tokio::spawn(async move {
                 board.post(&tenant, &ticket, &versions.encode()).await;
             });
@@ -171,7 +176,7 @@ impl BoardReader {
         Ok(versions)
     }
 
-    /// Takes a ticket, reads the versions from source and posts them,
+    /// Reads the versions from source and posts them, in the background,
     /// unless a refresh of the tenant is already running.
     fn refresh_in_background(&self, tenant: String) {
         let mut refreshing = self
@@ -182,18 +187,13 @@ impl BoardReader {
             return;
         }
         drop(refreshing);
-        let (board, source, set) = (
-            self.board.clone(),
-            self.source.clone(),
-            self.refreshing.clone(),
-        );
+        let reader = self.clone();
         tokio::spawn(async move {
-            if let Some(ticket) = board.ticket(&tenant).await
-                && let Ok(versions) = source(tenant.clone()).await
-            {
-                board.post(&tenant, &ticket, &versions.encode()).await;
-            }
-            set.lock()
+            // A failed read is the next request's to retry.
+            let _ = reader.read_source_and_post(&tenant).await;
+            reader
+                .refreshing
+                .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .remove(&tenant);
         });
