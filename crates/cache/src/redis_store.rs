@@ -195,12 +195,12 @@ impl RedisStore {
 
     /// Stores many values with the TTL in one pipelined round trip.
     pub(crate) async fn put_many(&self, entries: &[(String, Arc<Vec<u8>>)]) -> Stored {
-        let ttl_ms = self.ttl_ms;
+        // Built before the clock starts: only Redis's answer is bounded.
+        let mut pipe = redis::pipe();
+        for (key, value) in entries {
+            pipe.pset_ex(key, value.as_slice(), self.ttl_ms).ignore();
+        }
         let written = self.attempt("set", |mut conn| async move {
-            let mut pipe = redis::pipe();
-            for (key, value) in entries {
-                pipe.pset_ex(key, value.as_slice(), ttl_ms).ignore();
-            }
             pipe.query_async::<()>(&mut conn).await
         });
         written.await.into()
