@@ -28,8 +28,9 @@
 //! - `cache`: every agent's scorecard is read once (cached in Redis,
 //!   `KPI_REDIS_URL`), then `--requests` GetScorecard calls at `--concurrency`
 //!   are timed against the same number of gRPC health checks on the same
-//!   server. Every answer is compared byte for byte with the one decoded and
-//!   checked at warm-up (see `raw.rs`). Prints
+//!   server, in `--rounds` alternating rounds of each. Every answer is
+//!   compared byte for byte with the one decoded and checked at warm-up (see
+//!   `raw.rs`). Prints
 //!   `RESULT cache value=<rps> baseline=<rps> ratio=<..> p50_ms=<..> p99_ms=<..> peak_rss_mib=<MiB>`.
 
 use std::collections::BTreeMap;
@@ -108,6 +109,11 @@ pub(crate) struct CacheArgs {
     /// Requests timed (each of GetScorecard and the health check).
     #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(1..))]
     requests: u64,
+    /// Rounds the requests are split into, each timing its share of
+    /// GetScorecard calls and then as many health checks, so that a machine
+    /// speeding up or slowing down during the run weighs on both alike.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=1_000))]
+    rounds: u64,
     /// The Redis of the cache.
     #[arg(long, env = "KPI_REDIS_URL", default_value = "redis://127.0.0.1:6379")]
     redis_url: String,
@@ -710,18 +716,18 @@ pub(crate) async fn run_score(d: DatasetArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs `requests` calls of `call` with `concurrency` in flight; returns
-/// requests per second and the sorted latencies.
+/// Runs calls `first..end` of `call` with `concurrency` in flight; returns
+/// how long they took and their latencies.
 async fn load<F, Fut>(
-    requests: u64,
+    (first, end): (u64, u64),
     concurrency: u32,
     call: F,
-) -> anyhow::Result<(f64, Vec<Duration>)>
+) -> anyhow::Result<(Duration, Vec<Duration>)>
 where
     F: Fn(u64) -> Fut + Clone + Send + 'static,
     Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
 {
-    let next = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let next = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(first));
     let started = Instant::now();
     let workers = (0..concurrency).map(|_| {
         let next = next.clone();
@@ -730,7 +736,7 @@ where
             let mut latencies = Vec::new();
             loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if i >= requests {
+                if i >= end {
                     return Ok::<_, anyhow::Error>(latencies);
                 }
                 let t = Instant::now();
@@ -739,13 +745,17 @@ where
             }
         })
     });
-    let mut all = Vec::with_capacity(requests as usize);
+    let mut all = Vec::with_capacity((end - first) as usize);
     for worker in join_handles(workers).await {
         all.extend(worker??);
     }
-    let elapsed = started.elapsed();
-    all.sort();
-    Ok((requests as f64 / elapsed.as_secs_f64(), all))
+    Ok((started.elapsed(), all))
+}
+
+/// Calls `first..end` of round `round` when `requests` are split into
+/// `rounds`.
+fn round_range(requests: u64, rounds: u64, round: u64) -> (u64, u64) {
+    (requests * round / rounds, requests * (round + 1) / rounds)
 }
 
 async fn join_handles<T>(
@@ -803,7 +813,7 @@ pub(crate) async fn run_cache(args: CacheArgs) -> anyhow::Result<()> {
     );
     let expected = std::sync::Arc::new(expected);
     let c = channel.clone();
-    let (rps, latencies) = load(args.requests, args.concurrency, move |i| {
+    let scorecard = move |i: u64| {
         let (c, expected) = (c.clone(), expected.clone());
         let r = request(i);
         async move {
@@ -816,8 +826,7 @@ pub(crate) async fn run_cache(args: CacheArgs) -> anyhow::Result<()> {
             );
             Ok(())
         }
-    })
-    .await?;
+    };
     let health_request = HealthCheckRequest {
         service: ServiceKind::Scoring.grpc_service_name().to_owned(),
     };
@@ -827,16 +836,29 @@ pub(crate) async fn run_cache(args: CacheArgs) -> anyhow::Result<()> {
         }
         .encode_to_vec(),
     );
-    let health = stack.channel().await?;
-    let (base_rps, _) = load(args.requests, args.concurrency, move |_| {
-        let (h, r, serving) = (health.clone(), health_request.clone(), serving.clone());
+    let h = stack.channel().await?;
+    let health = move |_| {
+        let (h, r, serving) = (h.clone(), health_request.clone(), serving.clone());
         async move {
             let bytes = raw::call_raw(h, HEALTH_CHECK, r).await?;
             ensure!(bytes == serving, "the health check did not answer SERVING");
             Ok(())
         }
-    })
-    .await?;
+    };
+    // Alternating rounds: a machine that speeds up or slows down during the
+    // run weighs on both rates alike.
+    let (mut scorecard_time, mut health_time) = (Duration::ZERO, Duration::ZERO);
+    let mut latencies = Vec::with_capacity(args.requests as usize);
+    for round in 0..args.rounds {
+        let range = round_range(args.requests, args.rounds, round);
+        let (took, round_latencies) = load(range, args.concurrency, scorecard.clone()).await?;
+        scorecard_time += took;
+        latencies.extend(round_latencies);
+        health_time += load(range, args.concurrency, health.clone()).await?.0;
+    }
+    latencies.sort();
+    let rps = args.requests as f64 / scorecard_time.as_secs_f64();
+    let base_rps = args.requests as f64 / health_time.as_secs_f64();
     let peak = stack.scoring.peak_rss_mib()?;
     println!(
         "RESULT cache value={rps:.0} baseline={base_rps:.0} ratio={:.3} p50_ms={:.2} p99_ms={:.2} peak_rss_mib={peak:.1}",
@@ -846,4 +868,16 @@ pub(crate) async fn run_cache(args: CacheArgs) -> anyhow::Result<()> {
     );
     stack.stop().await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::round_range;
+
+    #[test]
+    fn rounds_split_the_requests_without_gap_or_overlap() {
+        let ranges: Vec<(u64, u64)> = (0..3).map(|r| round_range(20_000, 3, r)).collect();
+        assert_eq!(ranges, [(0, 6_666), (6_666, 13_333), (13_333, 20_000)]);
+        assert_eq!(round_range(7, 1, 0), (0, 7));
+    }
 }
