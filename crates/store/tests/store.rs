@@ -454,3 +454,54 @@ async fn contributors_on_sqlite() {
 async fn contributors_on_postgres() {
     contributors_are_stored_exactly(DbKind::Postgres).await;
 }
+
+/// How many histogram bounds PostgreSQL keeps for the ticket facts'
+/// `created_at`, once an analysis has made them (`None` until then).
+async fn created_at_bounds(conn: &DatabaseConnection) -> Option<i32> {
+    let sql = format!(
+        "SELECT array_length(histogram_bounds::text::text[], 1) AS n FROM pg_stats \
+         WHERE tablename = '{}' AND attname = 'created_at'",
+        fact_table(FactType::Ticket)
+    );
+    let row = conn
+        .query_one_raw(Statement::from_string(conn.get_database_backend(), sql))
+        .await
+        .unwrap()?;
+    row.try_get::<Option<i32>>("", "n").unwrap()
+}
+
+/// The analyses the projection starts as the facts grow sample few rows
+/// (histograms of at most 11 bounds), while the full analysis at start-up
+/// keeps the server's default (101 bounds for 300 distinct times).
+#[tokio::test]
+async fn analyses_on_growth_sample_few_rows_on_postgres() {
+    let (_db, conn) = ingestion_db(DbKind::Postgres).await;
+    let writer = IngestWriter::new(conn.clone());
+    let tickets: Vec<Accepted> = (0..300)
+        .map(|i| {
+            let (id, ticket) = (format!("e{i}"), format!("T{i}"));
+            ticket_event(&id, &ticket, TicketEventType::Created, i)
+        })
+        .collect();
+    let now = Utc::now();
+    writer.write("acme", &tickets, &[], now).await.unwrap();
+    project_acme(&conn, i64::MAX, now).await.expect("pending");
+    assert_eq!(ticket_facts(&conn).await, 300);
+    assert_eq!(created_at_bounds(&conn).await, None, "not analysed yet");
+
+    // As many entities as start the first analysis on growth.
+    Analyzer::for_facts().note(&conn, 5_000);
+    let mut bounds = None;
+    for _ in 0..200 {
+        bounds = created_at_bounds(&conn).await;
+        if bounds.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let bounds = bounds.expect("the analysis on growth ran within 10 s");
+    assert!((2..=11).contains(&bounds), "{bounds} bounds");
+
+    kpi_store::ingestion::analyze(&conn).await.unwrap();
+    assert_eq!(created_at_bounds(&conn).await, Some(101));
+}
