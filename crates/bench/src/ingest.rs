@@ -485,22 +485,22 @@ async fn copy_events(args: &IngestArgs, url: &str, table: CopyTable) -> anyhow::
     let config = args.feed();
     let producer = tokio::task::spawn_blocking(move || -> anyhow::Result<u64> {
         let mut rows = 0_u64;
-        let mut block = String::with_capacity(COPY_BLOCK_BYTES + 4096);
+        let mut block = Vec::with_capacity(COPY_BLOCK_BYTES + 4096);
         let mut ingested_at = chrono::Utc::now().timestamp_micros();
         for event in Feed::new(config) {
             wire::append_copy_row(&mut block, TENANT, &event, ingested_at)?;
             rows += 1;
             if block.len() >= COPY_BLOCK_BYTES {
                 let full =
-                    std::mem::replace(&mut block, String::with_capacity(COPY_BLOCK_BYTES + 4096));
-                if blocks.blocking_send(full.into_bytes()).is_err() {
+                    std::mem::replace(&mut block, Vec::with_capacity(COPY_BLOCK_BYTES + 4096));
+                if blocks.blocking_send(full).is_err() {
                     return Ok(rows);
                 }
                 ingested_at = chrono::Utc::now().timestamp_micros();
             }
         }
         if !block.is_empty() {
-            let _ = blocks.blocking_send(block.into_bytes());
+            let _ = blocks.blocking_send(block);
         }
         Ok(rows)
     });

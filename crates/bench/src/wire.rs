@@ -38,8 +38,9 @@ mod tests {
         })
         .next()
         .unwrap();
-        let mut out = String::new();
+        let mut out = Vec::new();
         append_copy_row(&mut out, "bench", &event, 5).unwrap();
+        let out = String::from_utf8(out).unwrap();
         assert!(out.ends_with('\n'));
         assert_eq!(out.trim_end().split('\t').count(), 7);
         assert!(out.contains("\"ticket\""));

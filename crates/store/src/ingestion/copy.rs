@@ -2,7 +2,7 @@
 //! write path loads new events with it, and the ingestion benchmark loads
 //! its baseline table with the very same encoding.
 
-use std::fmt::Write as _;
+use std::io::Write as _;
 
 use kpi_domain::events::Event;
 
@@ -13,60 +13,115 @@ pub const EVENT_COLUMNS: &str = "\"tenant\", \"event_id\", \"kind\", \"entity_id
 /// line of `COPY` text format: `tenant, event_id, kind, entity_id,
 /// occurred_at (µs), ingested_at (µs), payload (the event's JSON)`.
 pub fn append_copy_row(
-    out: &mut String,
+    out: &mut Vec<u8>,
     tenant: &str,
     event: &Event,
     ingested_at_micros: i64,
 ) -> serde_json::Result<()> {
-    let payload = serde_json::to_string(event)?;
-    push_copy_text(out, tenant);
-    out.push('\t');
-    push_copy_text(out, &event.event_id);
-    out.push('\t');
-    push_copy_text(out, event.payload.kind());
-    out.push('\t');
-    push_copy_text(out, event.payload.entity_id());
-    // Writing to a String cannot fail.
+    push_copy_text(out, tenant.as_bytes());
+    out.push(b'\t');
+    push_copy_text(out, event.event_id.as_bytes());
+    out.push(b'\t');
+    push_copy_text(out, event.payload.kind().as_bytes());
+    out.push(b'\t');
+    push_copy_text(out, event.payload.entity_id().as_bytes());
+    // Writing to a Vec cannot fail.
     let _ = write!(
         out,
         "\t{}\t{}\t",
         event.occurred_at.timestamp_micros(),
         ingested_at_micros
     );
-    push_copy_text(out, &payload);
-    out.push('\n');
+    push_json_copy_text(out, event)?;
+    out.push(b'\n');
     Ok(())
+}
+
+/// Appends `value`'s JSON, escaped for the `COPY` text format. It is written
+/// straight into the row and escaped afterwards only if it needs to be: JSON
+/// text never holds a raw tab, newline or carriage return (serde_json writes
+/// every control character as an escape), so only a backslash (a string
+/// holding a quote, say) calls for it. Most payloads need nothing, and then
+/// there is no string of their own to allocate, scan and copy again.
+fn push_json_copy_text(out: &mut Vec<u8>, value: &impl serde::Serialize) -> serde_json::Result<()> {
+    let start = out.len();
+    serde_json::to_writer(&mut *out, value)?;
+    if out[start..].contains(&b'\\') {
+        let json = out.split_off(start);
+        push_copy_text(out, &json);
+    }
+    Ok(())
+}
+
+/// Whether `COPY` text writes this byte as a backslash sequence.
+fn needs_escape(b: u8) -> bool {
+    matches!(b, b'\\' | b'\t' | b'\n' | b'\r')
 }
 
 /// Appends `value` escaped for the `COPY` text format: backslash, tab,
 /// newline and carriage return are written as backslash sequences.
-pub fn push_copy_text(out: &mut String, value: &str) {
-    if !value.contains(['\\', '\t', '\n', '\r']) {
-        out.push_str(value);
-        return;
+pub fn push_copy_text(out: &mut Vec<u8>, value: &[u8]) {
+    let mut rest = value;
+    while let Some(at) = rest.iter().position(|b| needs_escape(*b)) {
+        out.extend_from_slice(&rest[..at]);
+        out.extend_from_slice(match rest[at] {
+            b'\\' => b"\\\\",
+            b'\t' => b"\\t",
+            b'\n' => b"\\n",
+            _ => b"\\r",
+        });
+        rest = &rest[at + 1..];
     }
-    for c in value.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\t' => out.push_str("\\t"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            _ => out.push(c),
-        }
-    }
+    out.extend_from_slice(rest);
 }
 
 #[cfg(test)]
 mod tests {
+    use chrono::{TimeZone, Utc};
+    use kpi_domain::events::{Payload, TicketEvent, TicketEventType};
+
     use super::*;
 
     #[test]
     fn copy_text_is_escaped() {
-        let mut out = String::new();
-        push_copy_text(&mut out, "a\\b\tc\nd\re\"f");
-        assert_eq!(out, "a\\\\b\\tc\\nd\\re\"f");
+        let mut out = Vec::new();
+        push_copy_text(&mut out, "a\\b\tc\nd\re\"f".as_bytes());
+        assert_eq!(out, b"a\\\\b\\tc\\nd\\re\"f");
         out.clear();
-        push_copy_text(&mut out, "plain");
-        assert_eq!(out, "plain");
+        push_copy_text(&mut out, b"plain");
+        assert_eq!(out, b"plain");
+    }
+
+    /// The row holds the event's JSON exactly as `serde_json::to_string`
+    /// writes it, escaped for `COPY` like every other column, whatever the
+    /// strings hold (backslashes, JSON escapes, tabs, non-ASCII).
+    #[test]
+    fn the_payload_is_the_events_json_escaped() {
+        let mut ticket = TicketEvent::new("T\\1\tx", TicketEventType::Created);
+        ticket.category = Some("bill\"ing\n\r\\é 😀".into());
+        ticket.customer_id = Some("c\u{1}".into());
+        let event = Event {
+            event_id: "e\\1".into(),
+            occurred_at: Utc.with_ymd_and_hms(2026, 3, 2, 10, 0, 0).unwrap(),
+            payload: Payload::Ticket(ticket),
+        };
+        let mut row = Vec::new();
+        append_copy_row(&mut row, "acme", &event, 7).unwrap();
+
+        let json = serde_json::to_string(&event).unwrap();
+        let mut want = b"acme\te\\\\1\tticket\tT\\\\1\\tx\t".to_vec();
+        want.extend_from_slice(format!("{}\t7\t", event.occurred_at.timestamp_micros()).as_bytes());
+        want.extend_from_slice(
+            json.replace('\\', "\\\\")
+                .replace('\t', "\\t")
+                .replace('\n', "\\n")
+                .replace('\r', "\\r")
+                .as_bytes(),
+        );
+        want.push(b'\n');
+        assert_eq!(
+            String::from_utf8(row).unwrap(),
+            String::from_utf8(want).unwrap()
+        );
     }
 }

@@ -228,7 +228,7 @@ async fn write_postgres(
             ))
             .await
             .map_err(sqlx_err)?;
-        if let Err(e) = copy.send(rows.into_bytes()).await {
+        if let Err(e) = copy.send(rows).await {
             let _ = copy.abort("the batch failed").await;
             return Err(sqlx_err(e));
         }
@@ -266,8 +266,8 @@ async fn write_postgres(
 }
 
 /// The new events as `COPY` text.
-fn copy_rows(batch: &Batch<'_>, fresh: &[&Event]) -> Result<String, StoreError> {
-    let mut rows = String::with_capacity(fresh.len() * 512);
+fn copy_rows(batch: &Batch<'_>, fresh: &[&Event]) -> Result<Vec<u8>, StoreError> {
+    let mut rows = Vec::with_capacity(fresh.len() * 512);
     let ingested_at = micros(batch.now);
     for event in fresh {
         append_copy_row(&mut rows, batch.tenant, event, ingested_at).map_err(|e| {
