@@ -18,7 +18,10 @@
 //!    its entity index, collations and statistics settings), to show how
 //!    much of the gap the database's own work on those indexes is.
 //! 5. Checks both tables hold the same rows, reads the child's peak RSS, and
-//!    prints the report and the `RESULT` line.
+//!    prints the report and the `RESULT` line. The report also gives the CPU
+//!    time per event of the machine, data-ingestion and the local
+//!    PostgreSQL (see [`crate::cpu`]) while streaming, until the facts are
+//!    complete, and per row of the baseline.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -33,6 +36,7 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::ReceiverStream;
 
+use crate::cpu;
 use crate::generator::{Feed, FeedConfig};
 use crate::serve::{self, IngestionProcess};
 use crate::wire;
@@ -102,6 +106,35 @@ struct Measured {
     feed_only: Duration,
     peak_rss_mib: f64,
     client_peak_rss_mib: f64,
+    cpu: Option<CpuUsed>,
+}
+
+/// CPU time used by the machine, data-ingestion and PostgreSQL in each step.
+struct CpuUsed {
+    /// While streaming (intake, and the projection when it runs beside it).
+    stream: cpu::Used,
+    /// From the first chunk until the facts are complete: all the work.
+    to_facts: cpu::Used,
+    /// The `COPY` baseline (the client's encoding included, as the gRPC
+    /// figures include the client's).
+    copy: cpu::Used,
+}
+
+impl CpuUsed {
+    fn between(
+        before_stream: Option<cpu::Sample>,
+        after_stream: Option<cpu::Sample>,
+        after_facts: Option<cpu::Sample>,
+        after_copy: Option<cpu::Sample>,
+    ) -> Option<Self> {
+        let (before, streamed) = (before_stream?, after_stream?);
+        let (facts, copied) = (after_facts?, after_copy?);
+        Some(Self {
+            stream: streamed.since(&before),
+            to_facts: facts.since(&before),
+            copy: copied.since(&facts),
+        })
+    }
 }
 
 /// Runs the benchmark and prints its report.
@@ -247,9 +280,15 @@ async fn bench(args: &IngestArgs, url: &str) -> anyhow::Result<Measured> {
     );
 
     let feed_only = time_feed(args.feed());
+    let pid = ingestion.pid();
+    let before_stream = cpu::Sample::take(pid);
     let grpc = stream_events(args, &ingestion.endpoint()).await?;
+    let after_stream = cpu::Sample::take(pid);
     let projection_lag = wait_for_facts(&ingestion.endpoint()).await?;
+    let after_facts = cpu::Sample::take(pid);
     let copy = copy_events(args, url, BASELINE_TABLE).await?;
+    let after_copy = cpu::Sample::take(pid);
+    let cpu = CpuUsed::between(before_stream, after_stream, after_facts, after_copy);
     let copy_keyed = copy_events(args, url, KEYED_TABLE).await?;
     verify(url, args.events).await?;
 
@@ -265,6 +304,7 @@ async fn bench(args: &IngestArgs, url: &str) -> anyhow::Result<Measured> {
         feed_only,
         peak_rss_mib,
         client_peak_rss_mib,
+        cpu,
     })
 }
 
@@ -612,6 +652,9 @@ fn report(args: &IngestArgs, m: &Measured) {
         keyed / baseline,
         value / keyed
     );
+    if let Some(cpu) = &m.cpu {
+        report_cpu(args.events, cpu);
+    }
     println!(
         "peak RSS: data-ingestion {:.1} MiB (target < 256 MiB), bench client {:.1} MiB",
         m.peak_rss_mib, m.client_peak_rss_mib
@@ -620,6 +663,40 @@ fn report(args: &IngestArgs, m: &Measured) {
         "RESULT ingest value={value:.0} baseline={baseline:.0} ratio={ratio:.3} peak_rss_mib={:.1}",
         m.peak_rss_mib
     );
+}
+
+/// Where the CPU went, per event, and the `COPY` baseline's CPU per row
+/// against it.
+fn report_cpu(events: u64, cpu: &CpuUsed) {
+    let per_event = |used: &cpu::Used| {
+        format!(
+            "machine {:.1} µs (data-ingestion {:.1}, PostgreSQL {})",
+            cpu::micros_per(used.machine, events),
+            cpu::micros_per(used.service, events),
+            postgres_per(used, events)
+        )
+    };
+    println!("CPU per event while streaming: {}", per_event(&cpu.stream));
+    println!(
+        "CPU per event until the facts are complete: {}",
+        per_event(&cpu.to_facts)
+    );
+    let copy_row = cpu::micros_per(cpu.copy.machine, events);
+    println!(
+        "CPU per row of the COPY baseline: machine {copy_row:.1} µs (PostgreSQL {}); \
+         COPY / gRPC CPU per event: {:.3} while streaming, {:.3} until the facts are complete",
+        postgres_per(&cpu.copy, events),
+        copy_row / cpu::micros_per(cpu.stream.machine, events),
+        copy_row / cpu::micros_per(cpu.to_facts.machine, events)
+    );
+}
+
+/// PostgreSQL's µs per event, or why there is no figure.
+fn postgres_per(used: &cpu::Used, events: u64) -> String {
+    used.postgres.map_or_else(
+        || "not local".to_string(),
+        |pg| format!("{:.1}", cpu::micros_per(pg, events)),
+    )
 }
 
 #[cfg(test)]

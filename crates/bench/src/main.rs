@@ -22,6 +22,7 @@
 //! it at the end.
 #![forbid(unsafe_code)]
 
+mod cpu;
 mod generator;
 mod ingest;
 mod raw;
