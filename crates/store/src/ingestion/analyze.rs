@@ -16,11 +16,11 @@
 //! filtered the tenant's every fact against a lookup's whole id list instead
 //! of searching the key (seen here: 3.5 s instead of milliseconds per
 //! lookup of 3,000 tickets, most of a bulk load's catch-up).
-//! These analyses sample few rows ([`GROWTH_STATISTICS_TARGET`]): with the
+//! These analyses sample few rows ([`GROWTH_STATISTICS_TARGET`]). With the
 //! server's default they sampled 30,000 rows of the ticket facts and sorted
-//! every one of their 34 columns, 250–700 ms of the database's CPU each
-//! (several per bulk load, beside intake), where 3,000 rows took a tenth of
-//! that and still give the order of magnitude. The full analysis at start-up
+//! each of their 34 columns: 250–700 ms of the database's CPU each, several
+//! per bulk load, beside intake. 3,000 rows take a third to a tenth of that
+//! and still give the order of magnitude. The full analysis at start-up
 //! ([`analyze`]) and autovacuum's keep the server's default.
 //! SQLite needs none of this: its planner uses the indexes without
 //! statistics.
