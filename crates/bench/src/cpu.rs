@@ -30,7 +30,7 @@ impl Sample {
     /// Reads the counters now; `None` where `/proc` cannot be read.
     pub(crate) fn take(service_pid: u32) -> Option<Self> {
         let machine = machine_busy(&std::fs::read_to_string("/proc/stat").ok()?)?;
-        let service = process_ticks(&read_stat(service_pid)?)?.own;
+        let service = ProcessStat::parse(&read_stat(service_pid)?)?.own;
         Some(Self {
             machine,
             service,
@@ -78,72 +78,62 @@ fn machine_busy(stat: &str) -> Option<u64> {
     Some(at(0) + at(1) + at(2) + at(5) + at(6))
 }
 
-/// A process's ticks from its `/proc/<pid>/stat` line.
-struct ProcessTicks {
-    /// Its own user and system time.
+/// What `ProcessStat::parse` reads of a `/proc/<pid>/stat` line.
+struct ProcessStat<'a> {
+    /// The command name.
+    name: &'a str,
+    /// The parent's pid.
+    parent: u32,
+    /// Its own user and system ticks.
     own: u64,
     /// What it collected from children it waited for.
     children: u64,
+}
+
+impl<'a> ProcessStat<'a> {
+    /// Parses `/proc/<pid>/stat`: the name in parentheses may hold spaces,
+    /// so fields are counted after the last `)`; the parent is field 4,
+    /// utime, stime, cutime and cstime are fields 14 to 17.
+    fn parse(stat: &'a str) -> Option<Self> {
+        let (open, close) = (stat.find('(')?, stat.rfind(')')?);
+        let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+        // The fields start at field 3 (the state), so field n is at index n - 3.
+        let field = |n: usize| fields.get(n - 3)?.parse::<u64>().ok();
+        Some(Self {
+            name: stat.get(open + 1..close)?,
+            parent: u32::try_from(field(4)?).ok()?,
+            own: field(14)? + field(15)?,
+            children: field(16)? + field(17)?,
+        })
+    }
 }
 
 fn read_stat(pid: u32) -> Option<String> {
     std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()
 }
 
-/// Parses `/proc/<pid>/stat`: the name in parentheses may hold spaces, so
-/// fields are counted after the last `)`; utime, stime, cutime and cstime
-/// are fields 14 to 17.
-fn process_ticks(stat: &str) -> Option<ProcessTicks> {
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // `rest` starts at field 3 (the state), so field n is at index n - 3.
-    let field = |n: usize| fields.get(n - 3)?.parse::<u64>().ok();
-    Some(ProcessTicks {
-        own: field(14)? + field(15)?,
-        children: field(16)? + field(17)?,
-    })
-}
-
-/// The command name in `/proc/<pid>/stat`.
-fn process_name(stat: &str) -> Option<&str> {
-    Some(&stat[stat.find('(')? + 1..stat.rfind(')')?])
-}
-
 /// Ticks of every process named `postgres`, plus the children's ticks of
-/// the postmaster (the one whose parent is not itself a `postgres`), where
-/// backends that exited are counted; `None` if there is no such process.
+/// the postmaster (the one whose parent is not itself a `postgres`: backends
+/// and workers are its children), where backends that exited are counted;
+/// `None` if there is no such process.
 fn postgres_ticks() -> Option<u64> {
-    let mut total = 0;
-    let mut found = false;
-    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse().ok()) else {
-            continue;
-        };
-        let Some(stat) = read_stat(pid) else { continue };
-        if process_name(&stat) != Some("postgres") {
-            continue;
-        }
-        let Some(ticks) = process_ticks(&stat) else {
-            continue;
-        };
-        found = true;
-        total += ticks.own;
-        if is_postmaster(&stat) {
-            total += ticks.children;
-        }
-    }
-    found.then_some(total)
-}
-
-/// Whether this `postgres` process is a postmaster: its parent is not a
-/// `postgres` process (backends and workers are the postmaster's children).
-fn is_postmaster(stat: &str) -> bool {
-    let parent = stat
-        .rfind(')')
-        .and_then(|end| stat[end + 1..].split_whitespace().nth(1))
-        .and_then(|ppid| ppid.parse::<u32>().ok());
-    let parent_stat = parent.and_then(read_stat);
-    parent_stat.as_deref().and_then(process_name) != Some("postgres")
+    let stats: Vec<(u32, String)> = std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse().ok())
+        .filter_map(|pid| Some((pid, read_stat(pid)?)))
+        .collect();
+    let processes: Vec<(u32, ProcessStat<'_>)> = stats
+        .iter()
+        .filter_map(|(pid, stat)| Some((*pid, ProcessStat::parse(stat)?)))
+        .filter(|(_, process)| process.name == "postgres")
+        .collect();
+    let is_postgres = |pid: u32| processes.iter().any(|(p, _)| *p == pid);
+    let total = processes
+        .iter()
+        .map(|(_, p)| p.own + if is_postgres(p.parent) { 0 } else { p.children })
+        .sum();
+    (!processes.is_empty()).then_some(total)
 }
 
 /// Microseconds of `cpu` per item.
@@ -167,10 +157,10 @@ mod tests {
         // A name with a space and a parenthesis, as `comm` may hold.
         let stat = "4242 (tokio rt) x) S 1 4242 4242 0 -1 4194560 900 0 0 0 \
                     1234 56 7 8 20 0 9 0 100 200 300";
-        let ticks = process_ticks(stat).expect("parsed");
+        let ticks = ProcessStat::parse(stat).expect("parsed");
         assert_eq!(ticks.own, 1234 + 56);
         assert_eq!(ticks.children, 7 + 8);
-        assert_eq!(process_name(stat), Some("tokio rt) x"));
+        assert_eq!(Some(ticks.name), Some("tokio rt) x"));
     }
 
     #[test]
