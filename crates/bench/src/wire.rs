@@ -1,12 +1,12 @@
-//! The two encodings of a generated event: the gRPC message, and the row of
-//! the event store as a line of PostgreSQL `COPY` text format.
+//! The encodings of a generated event: the gRPC message, and rows of
+//! PostgreSQL `COPY` text format (the baseline's plain row, the key row).
 
 /// The proto of a domain event: the suite's one conversion.
 pub(crate) use kpi_proto::events::event_to_proto as to_proto;
 
-/// The row of the event store in `COPY` text format, exactly as the write
-/// path encodes it.
-pub(crate) use kpi_store::ingestion::copy::append_copy_row;
+/// A plain row of every column in `COPY` text format (the baseline), and
+/// the key row exactly as the write path encodes it.
+pub(crate) use kpi_store::ingestion::copy::{append_copy_row, append_key_row};
 
 #[cfg(test)]
 mod tests {

@@ -77,80 +77,70 @@ async fn postgres_connections_force_custom_plans() {
     assert!(modes.iter().all(|m| m == "force_custom_plan"), "{modes:?}");
 }
 
-/// The event store's key columns (name, collation) and its two indexes'
-/// definitions, as PostgreSQL describes them.
-async fn event_store_layout(conn: &DatabaseConnection) -> (Vec<(String, String)>, Vec<String>) {
-    let backend = conn.get_database_backend();
-    let columns = conn
-        .query_all_raw(Statement::from_string(
-            backend,
-            "SELECT column_name::text AS name, coalesce(collation_name::text, '') AS collation \
-             FROM information_schema.columns WHERE table_name = 'ing_events' \
-             AND column_name IN ('tenant', 'event_id', 'kind', 'entity_id') ORDER BY ordinal_position",
-        ))
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| (r.try_get("", "name").unwrap(), r.try_get("", "collation").unwrap()))
-        .collect();
-    let indexes = conn
-        .query_all_raw(Statement::from_string(
-            backend,
-            "SELECT indexdef FROM pg_indexes WHERE tablename = 'ing_events' ORDER BY indexname",
-        ))
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.try_get("", "indexdef").unwrap())
-        .collect();
-    (columns, indexes)
-}
-
-/// The layout before m0004: database collation, both indexes led by the tenant.
-async fn assert_led_by_the_tenant(conn: &DatabaseConnection) {
-    let (columns, indexes) = event_store_layout(conn).await;
-    assert!(columns.iter().all(|(_, c)| c.is_empty()), "{columns:?}");
-    assert!(
-        indexes[0].ends_with("(tenant, kind, entity_id)"),
-        "{indexes:?}"
-    );
-    assert!(indexes[1].ends_with("(tenant, event_id)"), "{indexes:?}");
-}
-
-/// An event store written before its keys led with the id keeps its events
-/// through the upgrade: a replay is still all duplicates, and the
-/// projection still finds every event of a ticket. The migration rolls
-/// back to the earlier layout and forward again.
-#[tokio::test]
-async fn the_event_store_upgrade_keeps_events_and_duplicates_on_postgres() {
-    let db = TestDb::new(DbKind::Postgres).await.unwrap();
+/// An event store written before m0005 (a row per event in `ing_events`,
+/// and a pending batch that carries no events) keeps its events through the
+/// upgrade: its keys still make a replay all duplicates, the old pending
+/// batch's tickets fold from their moved events, and a later event of a
+/// ticket folds together with the moved ones. The upgrade cannot be undone,
+/// and says so.
+async fn the_upgrade_keeps_events_and_duplicates(kind: DbKind) {
+    let db = TestDb::new(kind).await.unwrap();
     let conn = kpi_store::connect(&db.url).await.unwrap();
-    kpi_store::ingestion::Migrator::up(&conn, Some(3))
+    kpi_store::ingestion::Migrator::up(&conn, Some(4))
         .await
         .unwrap();
-    assert_led_by_the_tenant(&conn).await;
-    let writer = IngestWriter::new(conn.clone());
-    let now = Utc::now();
+    let backend = conn.get_database_backend();
     let before = [
         ticket_event("e1", "T1", TicketEventType::Created, 0),
         ticket_event("e2", "T2", TicketEventType::Created, 5),
     ];
-    assert_eq!(
-        writer.write("acme", &before, &[], now).await.unwrap().fresh,
-        2
-    );
+    let values = match kind {
+        DbKind::Postgres => "($1, $2, $3, $4, $5, $6, $7)",
+        _ => "(?, ?, ?, ?, ?, ?, ?)",
+    };
+    for a in &before {
+        let e = &a.event;
+        conn.execute_raw(Statement::from_sql_and_values(
+            backend,
+            format!(
+                "INSERT INTO \"ing_events\" (\"tenant\", \"event_id\", \"kind\", \"entity_id\", \
+                 \"occurred_at\", \"ingested_at\", \"payload\") VALUES {values}"
+            ),
+            [
+                "acme".into(),
+                e.event_id.clone().into(),
+                e.payload.kind().into(),
+                e.payload.entity_id().into(),
+                e.occurred_at.timestamp_micros().into(),
+                0_i64.into(),
+                serde_json::to_string(e).unwrap().into(),
+            ],
+        ))
+        .await
+        .unwrap();
+    }
+    conn.execute_raw(Statement::from_string(
+        backend,
+        "INSERT INTO \"ing_pending\" (\"tenant\", \"touched\") \
+         VALUES ('acme', '{\"entities\":{\"ticket\":[\"T1\",\"T2\"]},\"start\":null,\"end\":null}')",
+    ))
+    .await
+    .unwrap();
 
     kpi_store::ingestion::Migrator::up(&conn, None)
         .await
         .unwrap();
-    let (columns, indexes) = event_store_layout(&conn).await;
-    assert!(columns.iter().all(|(_, c)| c == "C"), "{columns:?}");
-    assert!(
-        indexes[0].ends_with("(entity_id, tenant, kind)"),
-        "{indexes:?}"
-    );
-    assert!(indexes[1].ends_with("(event_id, tenant)"), "{indexes:?}");
+    let manager = sea_orm_migration::SchemaManager::new(&conn);
+    assert!(!manager.has_table("ing_events").await.unwrap());
+    let now = Utc::now();
+    let upto = projection::newest_pending(&conn, "acme")
+        .await
+        .unwrap()
+        .unwrap();
+    project_acme(&conn, upto, now).await;
+    assert_eq!(ticket_facts(&conn).await, 2, "the old batch's tickets");
 
+    let writer = IngestWriter::new(conn.clone());
     let mut after = before.to_vec();
     after.push(ticket_event("e3", "T1", TicketEventType::Resolved, 30));
     for (i, a) in after.iter_mut().enumerate() {
@@ -174,15 +164,24 @@ async fn the_event_store_upgrade_keeps_events_and_duplicates_on_postgres() {
     );
     assert_eq!(ticket_facts(&conn).await, 2);
 
-    kpi_store::ingestion::Migrator::down(&conn, Some(1))
-        .await
-        .unwrap();
-    assert_led_by_the_tenant(&conn).await;
-    kpi_store::ingestion::Migrator::up(&conn, None)
-        .await
-        .unwrap();
+    let undo = kpi_store::ingestion::Migrator::down(&conn, Some(1)).await;
+    assert!(
+        undo.as_ref()
+            .is_err_and(|e| e.to_string().contains("cannot be undone")),
+        "{undo:?}"
+    );
     let replay = writer.write("acme", &after, &[], now).await.unwrap();
     assert_eq!((replay.fresh, replay.duplicates.len()), (0, 3));
+}
+
+#[tokio::test]
+async fn the_upgrade_keeps_events_and_duplicates_on_sqlite() {
+    the_upgrade_keeps_events_and_duplicates(DbKind::Sqlite).await;
+}
+
+#[tokio::test]
+async fn the_upgrade_keeps_events_and_duplicates_on_postgres() {
+    the_upgrade_keeps_events_and_duplicates(DbKind::Postgres).await;
 }
 
 /// A fresh database with the ingestion tables (kept alive by the `TestDb`).

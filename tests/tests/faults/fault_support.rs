@@ -369,33 +369,60 @@ pub(crate) async fn acknowledged_at_least(
 /// What the database holds after a test.
 #[derive(Debug)]
 pub(crate) struct Stored {
-    /// Event id → rows in `ing_events`.
+    /// Event id → rows in `ing_event_keys`.
+    pub(crate) keys: BTreeMap<String, i64>,
+    /// Event id → times it is among its entity's events (`ing_entity_events`).
     pub(crate) events: BTreeMap<String, i64>,
     /// Ticket id → rows in `ing_fact_ticket`.
     pub(crate) ticket_facts: BTreeMap<String, i64>,
 }
 
 impl Stored {
-    /// Reads both tables of the tenant.
+    /// Reads the tenant's keys, entity events and ticket facts.
     pub(crate) async fn read(db_url: &str) -> anyhow::Result<Stored> {
         let db = Database::connect(db_url).await?;
         let stored = Stored {
-            events: counts(&db, "ing_events", "event_id").await?,
+            keys: counts(&db, "ing_event_keys", "event_id").await?,
+            events: entity_event_counts(&db).await?,
             ticket_facts: counts(&db, "ing_fact_ticket", "ticket_id").await?,
         };
         db.close().await?;
         Ok(stored)
     }
 
-    /// Ids stored more than once in either table.
+    /// Ids stored more than once in any table.
     pub(crate) fn duplicates(&self) -> Vec<String> {
-        self.events
+        self.keys
             .iter()
+            .chain(&self.events)
             .chain(&self.ticket_facts)
             .filter(|(_, n)| **n != 1)
             .map(|(id, n)| format!("{id} x{n}"))
             .collect()
     }
+}
+
+/// Event id → how many times the tenant's entity rows hold it.
+async fn entity_event_counts(db: &DatabaseConnection) -> anyhow::Result<BTreeMap<String, i64>> {
+    let rows = db
+        .query_all_raw(Statement::from_sql_and_values(
+            db.get_database_backend(),
+            "SELECT \"events\" FROM \"ing_entity_events\" WHERE \"tenant\" = $1",
+            [TENANT.into()],
+        ))
+        .await?;
+    let mut counts = BTreeMap::new();
+    for row in rows {
+        let lines: String = row.try_get("", "events")?;
+        for line in lines.lines().filter(|l| !l.is_empty()) {
+            let event: serde_json::Value = serde_json::from_str(line)?;
+            let id = event["event_id"]
+                .as_str()
+                .context("an entity event without an id")?;
+            *counts.entry(id.to_owned()).or_insert(0) += 1;
+        }
+    }
+    Ok(counts)
 }
 
 async fn counts(

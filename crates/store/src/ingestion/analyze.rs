@@ -114,7 +114,10 @@ impl Analyzer {
 /// The quoted names of a set of tables.
 fn table_names(tables: Tables) -> Vec<String> {
     match tables {
-        Tables::Events => vec!["\"ing_events\"".to_string()],
+        Tables::Events => vec![
+            "\"ing_event_keys\"".to_string(),
+            "\"ing_entity_events\"".to_string(),
+        ],
         Tables::Facts => {
             let mut names = vec![
                 "\"ing_ticket_contributors\"".to_string(),

@@ -1,6 +1,12 @@
-//! The event store's rows in PostgreSQL `COPY … FROM STDIN` text format: the
-//! write path loads new events with it, and the ingestion benchmark loads
-//! its baseline table with the very same encoding.
+//! How events are written out for the database:
+//! - a row per event in PostgreSQL `COPY … FROM STDIN` text format: the
+//!   write path loads the event keys with it ([`append_key_row`]), and the
+//!   ingestion benchmark loads its baseline table, a plain row of every
+//!   column per event ([`append_copy_row`]), with the very same encoding;
+//! - JSON Lines ([`append_event_line`], [`event_lines`]): a batch's new
+//!   events in `ing_pending.events` and an entity's in
+//!   `ing_entity_events.events`, one event's JSON per line, each line ending
+//!   with a newline so that appending is concatenating.
 
 use std::io::Write as _;
 
@@ -35,6 +41,33 @@ pub fn append_copy_row(
     push_json_copy_text(out, event)?;
     out.push(b'\n');
     Ok(())
+}
+
+/// The columns of the key table, in the order [`append_key_row`] writes them.
+pub const KEY_COLUMNS: &str = "\"tenant\", \"event_id\"";
+
+/// Appends the event's key row (`tenant, event_id`) as one line of `COPY`
+/// text format.
+pub fn append_key_row(out: &mut Vec<u8>, tenant: &str, event_id: &str) {
+    push_copy_text(out, tenant.as_bytes());
+    out.push(b'\t');
+    push_copy_text(out, event_id.as_bytes());
+    out.push(b'\n');
+}
+
+/// Appends the event's JSON and a newline. serde_json escapes every control
+/// character inside strings, so the JSON itself never holds a newline.
+pub fn append_event_line(out: &mut Vec<u8>, event: &Event) -> serde_json::Result<()> {
+    serde_json::to_writer(&mut *out, event)?;
+    out.push(b'\n');
+    Ok(())
+}
+
+/// The events of a JSON Lines text, in order (blank lines are skipped).
+pub fn event_lines(text: &str) -> impl Iterator<Item = serde_json::Result<Event>> + '_ {
+    text.split('\n')
+        .filter(|line| !line.trim().is_empty())
+        .map(serde_json::from_str)
 }
 
 /// Appends `value`'s JSON, escaped for the `COPY` text format. It is written
@@ -81,6 +114,40 @@ mod tests {
     use kpi_domain::events::{Payload, TicketEvent, TicketEventType};
 
     use super::*;
+
+    /// A key row escapes like every other `COPY` column.
+    #[test]
+    fn key_rows_are_escaped() {
+        let mut out = Vec::new();
+        append_key_row(&mut out, "acme", "e\\1\tx");
+        assert_eq!(out, b"acme\te\\\\1\\tx\n");
+    }
+
+    /// Events written as JSON Lines read back the same, strings holding
+    /// newlines and backslashes included, and lines join by concatenation.
+    #[test]
+    fn event_lines_round_trip() {
+        let mut ticket = TicketEvent::new("T1", TicketEventType::Created);
+        ticket.category = Some("a\nb\\c\r\"d\"".into());
+        let first = Event {
+            event_id: "e1".into(),
+            occurred_at: Utc.with_ymd_and_hms(2026, 3, 2, 10, 0, 0).unwrap(),
+            payload: Payload::Ticket(ticket),
+        };
+        let second = Event {
+            event_id: "e2\n".into(),
+            ..first.clone()
+        };
+        let mut text = Vec::new();
+        append_event_line(&mut text, &first).unwrap();
+        let mut more = Vec::new();
+        append_event_line(&mut more, &second).unwrap();
+        text.extend_from_slice(&more);
+        let text = String::from_utf8(text).unwrap();
+        assert_eq!(text.matches('\n').count(), 2);
+        let read: Vec<Event> = event_lines(&text).map(Result::unwrap).collect();
+        assert_eq!(read, vec![first, second]);
+    }
 
     #[test]
     fn copy_text_is_escaped() {

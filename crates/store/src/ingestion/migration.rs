@@ -5,7 +5,7 @@
 #![allow(elided_lifetimes_in_paths)]
 
 use kpi_domain::schema::{FactType, FieldType};
-use sea_orm::DbBackend;
+use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use sea_orm_migration::prelude::*;
 
 /// The ingestion migrator.
@@ -23,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(CreatePendingBatches),
             Box::new(PendingBatchesWrittenAt),
             Box::new(EventStoreKeysLeadWithTheId),
+            Box::new(EventsKeptPerEntity),
         ]
     }
 }
@@ -169,6 +170,144 @@ impl MigrationTrait for EventStoreKeysLeadWithTheId {
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         lay_out_event_store(manager, &EventStoreLayout::LED_BY_THE_TENANT).await
     }
+}
+
+/// The event store becomes two tables and a column, so that intake writes
+/// one narrow row per event and one row per batch:
+/// - `ing_event_keys(tenant, event_id)`: the idempotency key, nothing else;
+/// - `ing_pending.events`: the batch's new events as JSON Lines, until the
+///   projection takes them (compressed with lz4 where the server has it);
+/// - `ing_entity_events(tenant, kind, entity_id, events)`: every event of
+///   an entity that the projection has taken in, as JSON Lines; the
+///   projection reads an entity's history from it by its key.
+///
+/// Why: with a row per event, a key index and an entity index, `COPY` of
+/// 200,000 benchmark events took 1.7–2.0 s against 0.66–0.95 s into a plain
+/// table; the key table plus the compressed batch took 0.79–1.02 s. The
+/// entity index, an insert per event at intake, becomes one row write per
+/// entity in the projection, which runs after the acknowledgement.
+///
+/// The stored events move over: the keys, and each entity's events as one
+/// row. Pending batches written before this migration carry no events;
+/// theirs are already in the entity rows, and the projection refolds their
+/// entities from those. There is no way back (`down` says so): the batches
+/// pending at a downgrade would have nowhere to keep their events.
+struct EventsKeptPerEntity;
+
+impl MigrationName for EventsKeptPerEntity {
+    fn name(&self) -> &str {
+        "m0005_events_kept_per_entity"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for EventsKeptPerEntity {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let db = manager.get_connection();
+        let postgres = manager.get_database_backend() == DbBackend::Postgres;
+        for statement in event_tables_sql(postgres) {
+            db.execute_unprepared(&statement).await?;
+        }
+        if !manager.has_column("ing_pending", "events").await? {
+            db.execute_unprepared("ALTER TABLE \"ing_pending\" ADD COLUMN \"events\" text NULL")
+                .await?;
+        }
+        if postgres && server_has_lz4(db).await? {
+            db.execute_unprepared(
+                "ALTER TABLE \"ing_pending\" ALTER COLUMN \"events\" SET COMPRESSION lz4",
+            )
+            .await?;
+            db.execute_unprepared(
+                "ALTER TABLE \"ing_entity_events\" ALTER COLUMN \"events\" SET COMPRESSION lz4",
+            )
+            .await?;
+        }
+        if manager.has_table("ing_events").await? {
+            move_stored_events(db, postgres).await?;
+        }
+        Ok(())
+    }
+
+    async fn down(&self, _manager: &SchemaManager) -> Result<(), DbErr> {
+        Err(DbErr::Migration(
+            "m0005_events_kept_per_entity cannot be undone: events of pending batches live only \
+             in ing_pending.events, which the earlier layout has no place for; restore a backup \
+             taken before the upgrade instead"
+                .into(),
+        ))
+    }
+}
+
+/// The key table and the entity table. On PostgreSQL their ids compare
+/// byte by byte and their keys lead with the id (as m0004 laid out the
+/// event store), and the events text carries no planner statistics.
+fn event_tables_sql(postgres: bool) -> Vec<String> {
+    if postgres {
+        vec![
+            "CREATE TABLE IF NOT EXISTS \"ing_event_keys\" (\
+             \"tenant\" text COLLATE \"C\" NOT NULL, \"event_id\" text COLLATE \"C\" NOT NULL, \
+             PRIMARY KEY (\"event_id\", \"tenant\"))"
+                .into(),
+            "ALTER TABLE \"ing_event_keys\" ALTER COLUMN \"tenant\" SET STATISTICS 10, \
+             ALTER COLUMN \"event_id\" SET STATISTICS 10"
+                .into(),
+            "CREATE TABLE IF NOT EXISTS \"ing_entity_events\" (\
+             \"tenant\" text COLLATE \"C\" NOT NULL, \"kind\" text COLLATE \"C\" NOT NULL, \
+             \"entity_id\" text COLLATE \"C\" NOT NULL, \"events\" text NOT NULL, \
+             PRIMARY KEY (\"entity_id\", \"tenant\", \"kind\"))"
+                .into(),
+            "ALTER TABLE \"ing_entity_events\" ALTER COLUMN \"events\" SET STATISTICS 0".into(),
+        ]
+    } else {
+        vec![
+            "CREATE TABLE IF NOT EXISTS \"ing_event_keys\" (\
+             \"tenant\" text NOT NULL, \"event_id\" text NOT NULL, \
+             PRIMARY KEY (\"tenant\", \"event_id\"))"
+                .into(),
+            "CREATE TABLE IF NOT EXISTS \"ing_entity_events\" (\
+             \"tenant\" text NOT NULL, \"kind\" text NOT NULL, \"entity_id\" text NOT NULL, \
+             \"events\" text NOT NULL, PRIMARY KEY (\"tenant\", \"kind\", \"entity_id\"))"
+                .into(),
+        ]
+    }
+}
+
+/// Whether the server can compress with lz4 (built with it: PostgreSQL 14+).
+async fn server_has_lz4(db: &SchemaManagerConnection<'_>) -> Result<bool, DbErr> {
+    let row = db
+        .query_one_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT count(*) AS \"n\" FROM pg_settings \
+             WHERE name = 'default_toast_compression' AND 'lz4' = ANY(enumvals)",
+        ))
+        .await?;
+    Ok(match row {
+        Some(row) => row.try_get::<i64>("", "n")? > 0,
+        None => false,
+    })
+}
+
+/// Moves the events of `ing_events` into the key table and the entity rows
+/// (one JSON line per event, each ending with a newline), then drops it.
+async fn move_stored_events(db: &SchemaManagerConnection<'_>, postgres: bool) -> Result<(), DbErr> {
+    db.execute_unprepared(
+        "INSERT INTO \"ing_event_keys\" (\"tenant\", \"event_id\") \
+         SELECT \"tenant\", \"event_id\" FROM \"ing_events\"",
+    )
+    .await?;
+    let lines = if postgres {
+        "string_agg(\"payload\" || chr(10), '' ORDER BY \"event_id\")"
+    } else {
+        "group_concat(\"payload\" || char(10), '')"
+    };
+    db.execute_unprepared(&format!(
+        "INSERT INTO \"ing_entity_events\" (\"tenant\", \"kind\", \"entity_id\", \"events\") \
+         SELECT \"tenant\", \"kind\", \"entity_id\", {lines} FROM \"ing_events\" \
+         GROUP BY \"tenant\", \"kind\", \"entity_id\""
+    ))
+    .await?;
+    db.execute_unprepared("DROP TABLE \"ing_events\"").await?;
+    Ok(())
 }
 
 /// How the event store's ids are compared, indexed and sampled on PostgreSQL.
@@ -472,6 +611,8 @@ impl MigrationTrait for CreateIngestionTables {
         tables.extend(
             [
                 "ing_events",
+                "ing_event_keys",
+                "ing_entity_events",
                 "ing_ticket_contributors",
                 "ing_roster",
                 "ing_teams",

@@ -1,12 +1,12 @@
 //! The data-ingestion service's storage: the event store (the idempotency
-//! key is `(tenant, event_id)`), one fact table per fact type (columns named
+//! key is `(tenant, event_id)`; the events are kept per entity), one fact table per fact type (columns named
 //! exactly as the domain's fact schema), the roster, audit counters and data
 //! versions.
 //!
 //! - `migration`: the tables, generated from the fact schema.
 //! - [`writer`]: a batch of events in one transaction, with a pending batch for the projection.
 //! - [`projection`]: pending batches folded into facts, one tenant at a time.
-//! - [`copy`]: event store rows in `COPY` text format.
+//! - [`copy`]: key rows in `COPY` text format, events as JSON Lines.
 //! - `analyze`: fresh planner statistics as the tables grow (PostgreSQL).
 //! - [`reader`]: data versions, audit counts, data-quality findings, roster.
 //! - `query`: the measure push-down's entry points and types, and drill-down
@@ -16,9 +16,10 @@
 //!   how statements read facts and compile filters.
 //!
 //! Layout, shared by the migration, the writer and the SQL builder:
-//! - `ing_events(tenant, event_id, kind, entity_id, occurred_at, ingested_at, payload)`,
-//!   keyed by `(tenant, event_id)` and indexed by `(tenant, kind, entity_id)`
-//!   (on PostgreSQL both lead with the id and compare bytes: see `migration`);
+//! - `ing_event_keys(tenant, event_id)`: one row per stored event, the
+//!   idempotency key (on PostgreSQL led by the id, compared as bytes);
+//! - `ing_entity_events(tenant, kind, entity_id, events)`: every projected
+//!   event of an entity, as JSON Lines (see `migration`, m0005, for why);
 //! - `ing_fact_{fact_type}(tenant, <schema fields>, <field>_bh…, ingested_at)`:
 //!   strings and enums TEXT, numbers and durations DOUBLE, booleans BOOLEAN,
 //!   timestamps BIGINT microseconds since the Unix epoch; business-hours
@@ -26,7 +27,8 @@
 //! - `ing_ticket_contributors(tenant, ticket_id, agent_id, share)`;
 //! - `ing_roster(tenant, agent_id, interval_no, valid_from, valid_until, team_id, role, hired_on, active, display_name)`;
 //! - `ing_teams`, `ing_audit`, `ing_data_versions`;
-//! - `ing_pending(id, tenant, touched)`: batches written but not yet projected.
+//! - `ing_pending(id, tenant, touched, written_at, events)`: batches written
+//!   but not yet projected, with their events as JSON Lines.
 
 mod analyze;
 mod batch;

@@ -1,14 +1,17 @@
 //! The projection: stored events folded into facts, after the write.
 //!
-//! The write path ([`super::writer`]) stores events and records, in the same
-//! transaction, a *pending batch*: which entities the new events touched.
-//! [`project_pending`] takes pending batches of one tenant, folds every
-//! touched entity again from ALL its stored events (so the facts are the
-//! same whatever order the events arrived in), follows what depends on other
-//! entities (a survey's agent from its ticket; FCR's gap to the customer's
-//! next ticket on the same category), writes the facts and deletes the
-//! batches, in one transaction: a crash leaves the batches pending, and
-//! folding again is harmless.
+//! The write path ([`super::writer`]) stores the events' keys and, in the
+//! same transaction, a *pending batch*: the new events and which entities
+//! they touched. [`project_pending`] takes pending batches of one tenant,
+//! appends their events to their entities' rows (`ing_entity_events`),
+//! folds every touched entity again from ALL its events (so the facts are
+//! the same whatever order the events arrived in), follows what depends on
+//! other entities (a survey's agent from its ticket; FCR's gap to the
+//! customer's next ticket on the same category), writes the facts and
+//! deletes the batches, in one transaction: a crash leaves the batches
+//! pending and the entity rows as they were, and folding again is harmless.
+//! Each batch's events are appended exactly once, by the transaction that
+//! deletes the batch.
 //!
 //! One projection per tenant runs at a time (a PostgreSQL advisory lock;
 //! SQLite has one writer anyway), so no two transactions fold the same
@@ -28,6 +31,7 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement, Transac
 use serde::{Deserialize, Serialize};
 
 use super::analyze::Analyzer;
+use super::copy::event_lines;
 use super::rows::{delete_facts_where, load_facts_where, upsert_facts};
 use super::sql::{MAX_PARAMS, Placeholders, from_micros, in_json_list, json_list, micros};
 use super::writer::ChangeSet;
@@ -209,7 +213,8 @@ fn lock_key(tenant: &str, name: &str) -> i64 {
 }
 
 /// Deletes the oldest pending batches (the first statement writes, so that
-/// SQLite takes its write lock at once) and returns what they touched.
+/// SQLite takes its write lock at once), appends their events to their
+/// entities' rows, and returns what they touched.
 async fn take_batches(
     db: &impl ConnectionTrait,
     tenant: &str,
@@ -221,7 +226,7 @@ async fn take_batches(
     let (t, u, n) = (p.next(), p.next(), p.next());
     let sql = format!(
         "DELETE FROM \"ing_pending\" WHERE \"id\" IN (SELECT \"id\" FROM \"ing_pending\" \
-         WHERE \"tenant\" = {t} AND \"id\" <= {u} ORDER BY \"id\" LIMIT {n}) RETURNING \"touched\""
+         WHERE \"tenant\" = {t} AND \"id\" <= {u} ORDER BY \"id\" LIMIT {n}) RETURNING \"touched\", \"events\""
     );
     let values = [
         Value::String(Some(tenant.to_string())),
@@ -232,17 +237,103 @@ async fn take_batches(
         .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
         .await?;
     let taken = rows.len() as u64;
+    let corrupt = |e: serde_json::Error| StoreError::Corrupt {
+        what: format!("pending batch of {tenant}"),
+        reason: e.to_string(),
+    };
     let mut merged: Option<Touched> = None;
+    let mut arrived = EntityLines::default();
     for row in rows {
         let json: String = row.try_get("", "touched")?;
-        let touched: Touched = serde_json::from_str(&json).map_err(|e| StoreError::Corrupt {
-            what: format!("pending batch of {tenant}"),
-            reason: e.to_string(),
-        })?;
+        let touched: Touched = serde_json::from_str(&json).map_err(corrupt)?;
         merged.get_or_insert_with(Touched::default).merge(touched);
+        // Batches written before m0005 carry none: their events were moved
+        // to the entity rows by the migration.
+        if let Some(lines) = row.try_get::<Option<String>>("", "events")? {
+            arrived.add(&lines).map_err(corrupt)?;
+        }
     }
+    arrived.append_to_entities(db, tenant).await?;
     Ok(merged.map(|touched| (touched, taken)))
 }
+
+/// Events taken from pending batches, as JSON lines per entity.
+#[derive(Default)]
+struct EntityLines {
+    /// `(kind, entity_id)` → the entity's new lines, each ending with a newline.
+    lines: BTreeMap<(String, String), String>,
+}
+
+impl EntityLines {
+    /// Sorts a batch's lines by entity.
+    fn add(&mut self, text: &str) -> Result<(), serde_json::Error> {
+        for line in text.split_inclusive('\n') {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let event: Event = serde_json::from_str(line)?;
+            let key = (
+                event.payload.kind().to_string(),
+                event.payload.entity_id().to_string(),
+            );
+            let lines = self.lines.entry(key).or_default();
+            lines.push_str(line.trim_end_matches('\n'));
+            lines.push('\n');
+        }
+        Ok(())
+    }
+
+    /// Appends the lines to the entities' rows, creating the rows of new
+    /// entities. One statement per [`APPEND_CHUNK`] entities, its text the
+    /// same whatever their number (the rows travel as one JSON array).
+    async fn append_to_entities(
+        self,
+        db: &impl ConnectionTrait,
+        tenant: &str,
+    ) -> Result<(), StoreError> {
+        let backend = db.get_database_backend();
+        let mut p = Placeholders::new(backend);
+        let (t, rows) = (p.next(), p.next());
+        let source = match backend {
+            DbBackend::Postgres => format!(
+                "SELECT {t}, r->>0, r->>1, r->>2 FROM jsonb_array_elements(CAST({rows} AS jsonb)) AS r"
+            ),
+            _ => format!(
+                "SELECT {t}, json_extract(value, '$[0]'), json_extract(value, '$[1]'), \
+                 json_extract(value, '$[2]') FROM json_each({rows}) WHERE true"
+            ),
+        };
+        let sql = format!(
+            "INSERT INTO \"ing_entity_events\" (\"tenant\", \"kind\", \"entity_id\", \"events\") {source} \
+             ON CONFLICT (\"tenant\", \"kind\", \"entity_id\") \
+             DO UPDATE SET \"events\" = \"ing_entity_events\".\"events\" || excluded.\"events\""
+        );
+        let entries: Vec<((String, String), String)> = self.lines.into_iter().collect();
+        for chunk in entries.chunks(APPEND_CHUNK) {
+            let triples: Vec<[&str; 3]> = chunk
+                .iter()
+                .map(|((kind, id), lines)| [kind.as_str(), id.as_str(), lines.as_str()])
+                .collect();
+            let json = serde_json::to_string(&triples).map_err(|e| StoreError::Corrupt {
+                what: format!("entity events of {tenant}"),
+                reason: e.to_string(),
+            })?;
+            db.execute_raw(Statement::from_sql_and_values(
+                backend,
+                sql.clone(),
+                [
+                    Value::String(Some(tenant.to_string())),
+                    Value::String(Some(json)),
+                ],
+            ))
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+/// Entities appended to per statement: bounds the statement's JSON.
+const APPEND_CHUNK: usize = 2_000;
 
 /// Loads every stored event of these entities, grouped by entity id.
 async fn load_events(
@@ -260,7 +351,7 @@ async fn load_events(
     let (t, k) = (p.next(), p.next());
     let list = in_json_list(backend, &mut p);
     let sql = format!(
-        "SELECT \"entity_id\", \"payload\" FROM \"ing_events\" WHERE \"tenant\" = {t} AND \"kind\" = {k} AND \"entity_id\" {list}"
+        "SELECT \"entity_id\", \"events\" FROM \"ing_entity_events\" WHERE \"tenant\" = {t} AND \"kind\" = {k} AND \"entity_id\" {list}"
     );
     let values = vec![
         Value::String(Some(tenant.to_string())),
@@ -272,12 +363,14 @@ async fn load_events(
         .await?
     {
         let entity: String = row.try_get("", "entity_id")?;
-        let payload: String = row.try_get("", "payload")?;
-        let event: Event = serde_json::from_str(&payload).map_err(|e| StoreError::Corrupt {
-            what: format!("event of {kind} {entity}"),
-            reason: e.to_string(),
-        })?;
-        out.entry(entity).or_default().push(event);
+        let lines: String = row.try_get("", "events")?;
+        let events = event_lines(&lines)
+            .collect::<Result<Vec<Event>, _>>()
+            .map_err(|e| StoreError::Corrupt {
+                what: format!("events of {kind} {entity}"),
+                reason: e.to_string(),
+            })?;
+        out.insert(entity, events);
     }
     Ok(out)
 }

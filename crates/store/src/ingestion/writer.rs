@@ -1,16 +1,17 @@
 //! The write path: a batch of validated events in one transaction.
 //!
 //! 1. Repeats inside the batch are duplicates of their first occurrence.
-//! 2. New events go into the event store. On PostgreSQL they are loaded with
-//!    `COPY`, the fastest way in, optimistically: a fresh batch (the common
-//!    case) goes straight in; if any event is already stored (a replay, or a
-//!    concurrent identical batch that committed first) the unique key fails
-//!    the `COPY`, and the batch is retried looking the stored ids up first.
-//!    On SQLite (one writer at a time) an `INSERT … ON CONFLICT DO NOTHING
-//!    RETURNING` tells new from stored.
-//! 3. A pending batch records which entities the new events touched; the
-//!    projection ([`super::projection`]) folds them into facts after the
-//!    commit, so intake runs at the speed of the event store.
+//! 2. The keys of new events go into the key table (`ing_event_keys`). On
+//!    PostgreSQL they are loaded with `COPY`, the fastest way in,
+//!    optimistically: a fresh batch (the common case) goes straight in; if
+//!    any event is already stored (a replay, or a concurrent identical batch
+//!    that committed first) the unique key fails the `COPY`, and the batch is
+//!    retried looking the stored ids up first. On SQLite (one writer at a time) an `INSERT … ON
+//!    CONFLICT DO NOTHING RETURNING` tells new from stored.
+//! 3. A pending batch holds the new events (JSON Lines) and which entities
+//!    they touched; the projection ([`super::projection`]) moves the events
+//!    to their entities' rows and folds them into facts after the commit, so
+//!    intake writes one narrow row per event and one row per batch.
 //! 4. The tenant's data version moves on (only for new events: a replay
 //!    changes nothing) and the audit counters count.
 //!
@@ -28,7 +29,7 @@ use sea_orm::{
     Value,
 };
 
-use super::copy::{EVENT_COLUMNS, append_copy_row};
+use super::copy::{KEY_COLUMNS, append_event_line, append_key_row};
 use super::projection::Touched;
 use super::sql::{MAX_PARAMS, Placeholders, micros};
 use crate::StoreError;
@@ -207,7 +208,7 @@ async fn write_postgres(
             .map(|a| a.event.event_id.as_str())
             .collect();
         sqlx::query_scalar(
-            "SELECT \"event_id\" FROM \"ing_events\" WHERE \"tenant\" = $1 AND \"event_id\" = ANY($2)",
+            "SELECT \"event_id\" FROM \"ing_event_keys\" WHERE \"tenant\" = $1 AND \"event_id\" = ANY($2)",
         )
         .bind(batch.tenant)
         .bind(&ids)
@@ -221,10 +222,10 @@ async fn write_postgres(
     };
     let stored = Stored::split(batch, |id| !existing.contains(id));
     if !stored.fresh.is_empty() {
-        let rows = copy_rows(batch, &stored.fresh)?;
+        let rows = key_rows(batch.tenant, &stored.fresh);
         let mut copy = tx
             .copy_in_raw(&format!(
-                "COPY \"ing_events\" ({EVENT_COLUMNS}) FROM STDIN (FORMAT text)"
+                "COPY \"ing_event_keys\" ({KEY_COLUMNS}) FROM STDIN (FORMAT text)"
             ))
             .await
             .map_err(sqlx_err)?;
@@ -265,19 +266,13 @@ async fn write_postgres(
     })
 }
 
-/// The new events as `COPY` text.
-fn copy_rows(batch: &Batch<'_>, fresh: &[&Event]) -> Result<Vec<u8>, StoreError> {
-    let mut rows = Vec::with_capacity(fresh.len() * 512);
-    let ingested_at = micros(batch.now);
+/// The new events' keys as `COPY` text.
+fn key_rows(tenant: &str, fresh: &[&Event]) -> Vec<u8> {
+    let mut rows = Vec::with_capacity(fresh.len() * (tenant.len() + 40));
     for event in fresh {
-        append_copy_row(&mut rows, batch.tenant, event, ingested_at).map_err(|e| {
-            StoreError::Corrupt {
-                what: event.event_id.clone(),
-                reason: e.to_string(),
-            }
-        })?;
+        append_key_row(&mut rows, tenant, &event.event_id);
     }
-    Ok(rows)
+    rows
 }
 
 /// Any backend through sea-orm (SQLite, the embedded default).
@@ -307,35 +302,26 @@ async fn write_portable(
     })
 }
 
-/// Inserts the candidates; returns the ids that were new.
+/// Inserts the candidates' keys; returns the ids that were new.
 async fn insert_events(
     db: &impl ConnectionTrait,
     batch: &Batch<'_>,
 ) -> Result<BTreeSet<String>, StoreError> {
     let backend = db.get_database_backend();
     let mut inserted: BTreeSet<String> = BTreeSet::new();
-    for chunk in batch.candidates.chunks(MAX_PARAMS / 7) {
+    for chunk in batch.candidates.chunks(MAX_PARAMS / 2) {
         let mut p = Placeholders::new(backend);
-        let mut values = Vec::with_capacity(chunk.len() * 7);
+        let mut values = Vec::with_capacity(chunk.len() * 2);
         let mut tuples = Vec::with_capacity(chunk.len());
         for a in chunk {
-            let payload = serde_json::to_string(&a.event).map_err(|e| StoreError::Corrupt {
-                what: a.event.event_id.clone(),
-                reason: e.to_string(),
-            })?;
             values.extend([
                 Value::String(Some(batch.tenant.to_string())),
                 Value::String(Some(a.event.event_id.clone())),
-                Value::String(Some(a.event.payload.kind().to_string())),
-                Value::String(Some(a.event.payload.entity_id().to_string())),
-                Value::BigInt(Some(micros(a.event.occurred_at))),
-                Value::BigInt(Some(micros(batch.now))),
-                Value::String(Some(payload)),
             ]);
-            tuples.push(p.tuple(7));
+            tuples.push(p.tuple(2));
         }
         let sql = format!(
-            "INSERT INTO \"ing_events\" ({EVENT_COLUMNS}) VALUES {} \
+            "INSERT INTO \"ing_event_keys\" (\"tenant\", \"event_id\") VALUES {} \
              ON CONFLICT (\"tenant\", \"event_id\") DO NOTHING RETURNING \"event_id\"",
             tuples.join(", ")
         );
@@ -379,30 +365,39 @@ fn after_events(
     Ok(statements)
 }
 
-/// Records what the new events touched, for the projection.
+/// Records the new events and what they touched, for the projection.
 fn pending_batch(
     backend: DbBackend,
     tenant: &str,
     fresh: &[&Event],
     now: DateTime<Utc>,
 ) -> Result<Statement, StoreError> {
-    let touched = serde_json::to_string(&Touched::of(fresh.iter().copied())).map_err(|e| {
-        StoreError::Corrupt {
-            what: format!("pending batch of {tenant}"),
-            reason: e.to_string(),
-        }
+    let corrupt = |e: serde_json::Error| StoreError::Corrupt {
+        what: format!("pending batch of {tenant}"),
+        reason: e.to_string(),
+    };
+    let touched = serde_json::to_string(&Touched::of(fresh.iter().copied())).map_err(corrupt)?;
+    let mut lines = Vec::with_capacity(fresh.len() * 384);
+    for event in fresh {
+        append_event_line(&mut lines, event).map_err(corrupt)?;
+    }
+    // serde_json writes UTF-8.
+    let lines = String::from_utf8(lines).map_err(|e| StoreError::Corrupt {
+        what: format!("pending batch of {tenant}"),
+        reason: e.to_string(),
     })?;
     let mut p = Placeholders::new(backend);
-    let tuple = p.tuple(3);
+    let tuple = p.tuple(4);
     Ok(Statement::from_sql_and_values(
         backend,
         format!(
-            "INSERT INTO \"ing_pending\" (\"tenant\", \"touched\", \"written_at\") VALUES {tuple}"
+            "INSERT INTO \"ing_pending\" (\"tenant\", \"touched\", \"written_at\", \"events\") VALUES {tuple}"
         ),
         [
             Value::String(Some(tenant.to_string())),
             Value::String(Some(touched)),
             Value::BigInt(Some(micros(now))),
+            Value::String(Some(lines)),
         ],
     ))
 }
