@@ -3,10 +3,12 @@
 //!   write path loads the event keys with it ([`append_key_row`]), and the
 //!   ingestion benchmark loads its baseline table, a plain row of every
 //!   column per event ([`append_copy_row`]), with the very same encoding;
-//! - JSON Lines ([`append_event_line`], [`event_lines`]): a batch's new
-//!   events in `ing_pending.events` and an entity's in
-//!   `ing_entity_events.events`, one event's JSON per line, each line ending
-//!   with a newline so that appending is concatenating.
+//! - JSON Lines ([`append_event_line`], [`event_lines`]): an entity's
+//!   events in `ing_entity_events.events`, one event's JSON per line, each
+//!   line ending with a newline so that appending is concatenating;
+//! - a batch's new events in `ing_pending.events` ([`append_pending_line`],
+//!   [`split_pending_line`]): the same lines, each led by its entity's key,
+//!   so that the projection sorts them by entity without parsing events.
 
 use std::io::Write as _;
 
@@ -61,6 +63,27 @@ pub fn append_event_line(out: &mut Vec<u8>, event: &Event) -> serde_json::Result
     serde_json::to_writer(&mut *out, event)?;
     out.push(b'\n');
     Ok(())
+}
+
+/// Appends the event as a line of a pending batch: its entity's key as the
+/// JSON array `[kind, entity_id]`, a tab (JSON text holds none raw), then
+/// the event's JSON and a newline.
+pub fn append_pending_line(out: &mut Vec<u8>, event: &Event) -> serde_json::Result<()> {
+    serde_json::to_writer(
+        &mut *out,
+        &(event.payload.kind(), event.payload.entity_id()),
+    )?;
+    out.push(b'\t');
+    append_event_line(out, event)
+}
+
+/// A line of a pending batch (without its newline) as its entity's key
+/// `(kind, entity_id)` and the event's JSON.
+pub fn split_pending_line(line: &str) -> serde_json::Result<((String, String), &str)> {
+    let (key, event) = line.split_once('\t').ok_or_else(|| {
+        <serde_json::Error as serde::de::Error>::custom("a pending line without its entity key")
+    })?;
+    Ok((serde_json::from_str(key)?, event))
 }
 
 /// The events of a JSON Lines text, in order (blank lines are skipped).
@@ -147,6 +170,26 @@ mod tests {
         assert_eq!(text.matches('\n').count(), 2);
         let read: Vec<Event> = event_lines(&text).map(Result::unwrap).collect();
         assert_eq!(read, vec![first, second]);
+    }
+
+    /// A pending line leads with its entity's key, which reads back without
+    /// parsing the event, and the rest is the event's own JSON line.
+    #[test]
+    fn pending_lines_carry_their_entity() {
+        let mut ticket = TicketEvent::new("T\t1", TicketEventType::Created);
+        ticket.category = Some("a\tb".into());
+        let event = Event {
+            event_id: "e1".into(),
+            occurred_at: Utc.with_ymd_and_hms(2026, 3, 2, 10, 0, 0).unwrap(),
+            payload: Payload::Ticket(ticket),
+        };
+        let mut line = Vec::new();
+        append_pending_line(&mut line, &event).unwrap();
+        let line = String::from_utf8(line).unwrap();
+        let (key, json) = split_pending_line(line.trim_end_matches('\n')).unwrap();
+        assert_eq!(key, ("ticket".to_string(), "T\t1".to_string()));
+        assert_eq!(json, serde_json::to_string(&event).unwrap());
+        assert!(split_pending_line("{\"event_id\":\"e1\"}").is_err());
     }
 
     #[test]

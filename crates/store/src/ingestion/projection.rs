@@ -31,7 +31,7 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement, Transac
 use serde::{Deserialize, Serialize};
 
 use super::analyze::Analyzer;
-use super::copy::event_lines;
+use super::copy::{event_lines, split_pending_line};
 use super::rows::{delete_facts_where, load_facts_where, upsert_facts};
 use super::sql::{MAX_PARAMS, Placeholders, from_micros, in_json_list, json_list, micros};
 use super::writer::ChangeSet;
@@ -265,19 +265,13 @@ struct EntityLines {
 }
 
 impl EntityLines {
-    /// Sorts a batch's lines by entity.
+    /// Sorts a batch's lines by entity (each line names its entity: the
+    /// events themselves are parsed once, when folded).
     fn add(&mut self, text: &str) -> Result<(), serde_json::Error> {
-        for line in text.split_inclusive('\n') {
-            if line.trim().is_empty() {
-                continue;
-            }
-            let event: Event = serde_json::from_str(line)?;
-            let key = (
-                event.payload.kind().to_string(),
-                event.payload.entity_id().to_string(),
-            );
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            let (key, event) = split_pending_line(line)?;
             let lines = self.lines.entry(key).or_default();
-            lines.push_str(line.trim_end_matches('\n'));
+            lines.push_str(event);
             lines.push('\n');
         }
         Ok(())

@@ -8,7 +8,8 @@
 //!    that committed first) the unique key fails the `COPY`, and the batch is
 //!    retried looking the stored ids up first. On SQLite (one writer at a time) an `INSERT … ON
 //!    CONFLICT DO NOTHING RETURNING` tells new from stored.
-//! 3. A pending batch holds the new events (JSON Lines) and which entities
+//! 3. A pending batch holds the new events (JSON lines, each led by its
+//!    entity's key) and which entities
 //!    they touched; the projection ([`super::projection`]) moves the events
 //!    to their entities' rows and folds them into facts after the commit, so
 //!    intake writes one narrow row per event and one row per batch.
@@ -29,7 +30,7 @@ use sea_orm::{
     Value,
 };
 
-use super::copy::{KEY_COLUMNS, append_event_line, append_key_row};
+use super::copy::{KEY_COLUMNS, append_key_row, append_pending_line};
 use super::projection::Touched;
 use super::sql::{MAX_PARAMS, Placeholders, micros};
 use crate::StoreError;
@@ -379,7 +380,7 @@ fn pending_batch(
     let touched = serde_json::to_string(&Touched::of(fresh.iter().copied())).map_err(corrupt)?;
     let mut lines = Vec::with_capacity(fresh.len() * 384);
     for event in fresh {
-        append_event_line(&mut lines, event).map_err(corrupt)?;
+        append_pending_line(&mut lines, event).map_err(corrupt)?;
     }
     // serde_json writes UTF-8.
     let lines = String::from_utf8(lines).map_err(|e| StoreError::Corrupt {
