@@ -292,6 +292,8 @@ impl EntityLines {
             DbBackend::Postgres => format!(
                 "SELECT {t}, r->>0, r->>1, r->>2 FROM jsonb_array_elements(CAST({rows} AS jsonb)) AS r"
             ),
+            // SQLite reads `ON CONFLICT` after a bare `FROM` as a join
+            // clause; a `WHERE` ends the `SELECT` (its documented way out).
             _ => format!(
                 "SELECT {t}, json_extract(value, '$[0]'), json_extract(value, '$[1]'), \
                  json_extract(value, '$[2]') FROM json_each({rows}) WHERE true"
