@@ -6,13 +6,14 @@
 //!    optimistically: a fresh batch (the common case) goes straight in; if
 //!    any event is already stored (a replay, or a concurrent identical batch
 //!    that committed first) the unique key fails the `COPY`, and the batch is
-//!    retried looking the stored ids up first. On SQLite (one writer at a time) an `INSERT … ON
-//!    CONFLICT DO NOTHING RETURNING` tells new from stored.
+//!    retried looking the stored ids up first. On SQLite (one writer at a
+//!    time) an `INSERT … ON CONFLICT DO NOTHING RETURNING` tells new from
+//!    stored.
 //! 3. A pending batch holds the new events (JSON lines, each led by its
-//!    entity's key) and which entities
-//!    they touched; the projection ([`super::projection`]) moves the events
-//!    to their entities' rows and folds them into facts after the commit, so
-//!    intake writes one narrow row per event and one row per batch.
+//!    entity's key) and which entities they touched; the projection
+//!    ([`super::projection`]) moves the events to their entities' rows and
+//!    folds them into facts after the commit, so intake writes one narrow
+//!    row per event and one row per batch.
 //! 4. The tenant's data version moves on (only for new events: a replay
 //!    changes nothing) and the audit counters count.
 //!
@@ -322,7 +323,7 @@ async fn insert_events(
             tuples.push(p.tuple(2));
         }
         let sql = format!(
-            "INSERT INTO \"ing_event_keys\" (\"tenant\", \"event_id\") VALUES {} \
+            "INSERT INTO \"ing_event_keys\" ({KEY_COLUMNS}) VALUES {} \
              ON CONFLICT (\"tenant\", \"event_id\") DO NOTHING RETURNING \"event_id\"",
             tuples.join(", ")
         );
@@ -382,7 +383,7 @@ fn pending_batch(
     for event in fresh {
         append_pending_line(&mut lines, event).map_err(corrupt)?;
     }
-    // serde_json writes UTF-8.
+    // serde_json writes UTF-8; a failure here would be a bug, reported as such.
     let lines = String::from_utf8(lines).map_err(|e| StoreError::Corrupt {
         what: format!("pending batch of {tenant}"),
         reason: e.to_string(),
