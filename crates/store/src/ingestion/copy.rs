@@ -138,6 +138,17 @@ mod tests {
 
     use super::*;
 
+    /// A ticket's creation as event `id`, with `category`.
+    fn created(id: &str, ticket: &str, category: &str) -> Event {
+        let mut created = TicketEvent::new(ticket, TicketEventType::Created);
+        created.category = Some(category.into());
+        Event {
+            event_id: id.into(),
+            occurred_at: Utc.with_ymd_and_hms(2026, 3, 2, 10, 0, 0).unwrap(),
+            payload: Payload::Ticket(created),
+        }
+    }
+
     /// A key row escapes like every other `COPY` column.
     #[test]
     fn key_rows_are_escaped() {
@@ -150,13 +161,7 @@ mod tests {
     /// newlines and backslashes included, and lines join by concatenation.
     #[test]
     fn event_lines_round_trip() {
-        let mut ticket = TicketEvent::new("T1", TicketEventType::Created);
-        ticket.category = Some("a\nb\\c\r\"d\"".into());
-        let first = Event {
-            event_id: "e1".into(),
-            occurred_at: Utc.with_ymd_and_hms(2026, 3, 2, 10, 0, 0).unwrap(),
-            payload: Payload::Ticket(ticket),
-        };
+        let first = created("e1", "T1", "a\nb\\c\r\"d\"");
         let second = Event {
             event_id: "e2\n".into(),
             ..first.clone()
@@ -176,13 +181,7 @@ mod tests {
     /// parsing the event, and the rest is the event's own JSON line.
     #[test]
     fn pending_lines_carry_their_entity() {
-        let mut ticket = TicketEvent::new("T\t1", TicketEventType::Created);
-        ticket.category = Some("a\tb".into());
-        let event = Event {
-            event_id: "e1".into(),
-            occurred_at: Utc.with_ymd_and_hms(2026, 3, 2, 10, 0, 0).unwrap(),
-            payload: Payload::Ticket(ticket),
-        };
+        let event = created("e1", "T\t1", "a\tb");
         let mut line = Vec::new();
         append_pending_line(&mut line, &event).unwrap();
         let line = String::from_utf8(line).unwrap();
@@ -207,14 +206,10 @@ mod tests {
     /// strings hold (backslashes, JSON escapes, tabs, non-ASCII).
     #[test]
     fn the_payload_is_the_events_json_escaped() {
-        let mut ticket = TicketEvent::new("T\\1\tx", TicketEventType::Created);
-        ticket.category = Some("bill\"ing\n\r\\é 😀".into());
-        ticket.customer_id = Some("c\u{1}".into());
-        let event = Event {
-            event_id: "e\\1".into(),
-            occurred_at: Utc.with_ymd_and_hms(2026, 3, 2, 10, 0, 0).unwrap(),
-            payload: Payload::Ticket(ticket),
-        };
+        let mut event = created("e\\1", "T\\1\tx", "bill\"ing\n\r\\é 😀");
+        if let Payload::Ticket(ticket) = &mut event.payload {
+            ticket.customer_id = Some("c\u{1}".into());
+        }
         let mut row = Vec::new();
         append_copy_row(&mut row, "acme", &event, 7).unwrap();
 

@@ -374,20 +374,18 @@ fn pending_batch(
     fresh: &[&Event],
     now: DateTime<Utc>,
 ) -> Result<Statement, StoreError> {
-    let corrupt = |e: serde_json::Error| StoreError::Corrupt {
+    let corrupt = |reason: String| StoreError::Corrupt {
         what: format!("pending batch of {tenant}"),
-        reason: e.to_string(),
+        reason,
     };
-    let touched = serde_json::to_string(&Touched::of(fresh.iter().copied())).map_err(corrupt)?;
+    let touched = serde_json::to_string(&Touched::of(fresh.iter().copied()))
+        .map_err(|e| corrupt(e.to_string()))?;
     let mut lines = Vec::with_capacity(fresh.len() * 384);
     for event in fresh {
-        append_pending_line(&mut lines, event).map_err(corrupt)?;
+        append_pending_line(&mut lines, event).map_err(|e| corrupt(e.to_string()))?;
     }
     // serde_json writes UTF-8; a failure here would be a bug, reported as such.
-    let lines = String::from_utf8(lines).map_err(|e| StoreError::Corrupt {
-        what: format!("pending batch of {tenant}"),
-        reason: e.to_string(),
-    })?;
+    let lines = String::from_utf8(lines).map_err(|e| corrupt(e.to_string()))?;
     let mut p = Placeholders::new(backend);
     let tuple = p.tuple(4);
     Ok(Statement::from_sql_and_values(
