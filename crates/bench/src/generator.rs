@@ -97,7 +97,9 @@ impl Rng {
 struct Pending {
     at: i64,
     seq: u64,
-    event: Event,
+    /// Boxed: the heap moves its entries on every push and pop, and a
+    /// pointer is cheaper to move than an event.
+    event: Box<Event>,
 }
 
 impl PartialEq for Pending {
@@ -259,7 +261,7 @@ impl Feed {
             self.queue.push(Pending {
                 at,
                 seq: self.seq,
-                event,
+                event: Box::new(event),
             });
         }
     }
@@ -326,7 +328,7 @@ impl Iterator for Feed {
             {
                 let pending = self.queue.pop()?;
                 self.emitted += 1;
-                return Some(pending.event);
+                return Some(*pending.event);
             }
             self.generate_next_day();
         }

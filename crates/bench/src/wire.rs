@@ -23,8 +23,7 @@ mod tests {
         });
         for (i, event) in feed.enumerate() {
             let proto = to_proto(&event);
-            let back =
-                data_ingestion::convert::event_from(&proto, &format!("events[{i}]"), now).unwrap();
+            let back = data_ingestion::convert::event_from(&proto, "events", i, now).unwrap();
             assert_eq!(back, event);
         }
     }

@@ -6,12 +6,15 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
+mod utc_json;
+
 /// One accepted event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
     /// The sender's idempotency key.
     pub event_id: String,
     /// When it happened.
+    #[serde(serialize_with = "utc_json::serialize")]
     pub occurred_at: DateTime<Utc>,
     /// What happened.
     pub payload: Payload,

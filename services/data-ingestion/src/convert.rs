@@ -22,6 +22,7 @@
 //!   days), since visits are planned in advance.
 
 use std::fmt;
+use std::fmt::Write as _;
 
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use kpi_domain::events as dm;
@@ -119,9 +120,16 @@ impl fmt::Display for Reason {
     }
 }
 
-/// Converts one proto event. `path` is its position in the request, e.g. "events[3]"; field paths in rejections are under it, e.g. "events[3].survey.score". `now` bounds timestamps.
-pub fn event_from(pb: &pb::Event, path: &str, now: DateTime<Utc>) -> Result<dm::Event, Rejection> {
-    let top = Scope::new(path.to_owned());
+/// Converts one proto event, item `index` of the request's list `list`
+/// (e.g. `events` and 3): field paths in rejections are under it, e.g.
+/// "events[3].survey.score". `now` bounds timestamps.
+pub fn event_from(
+    pb: &pb::Event,
+    list: &str,
+    index: usize,
+    now: DateTime<Utc>,
+) -> Result<dm::Event, Rejection> {
+    let top = Scope::item(None, list, index);
     let event_id = top.required_id("event_id", &pb.event_id)?;
     let window = Window::events(now);
     let occurred_at = top.required_timestamp("occurred_at", pb.occurred_at.as_ref(), window)?;
@@ -164,7 +172,7 @@ pub fn event_from(pb: &pb::Event, path: &str, now: DateTime<Utc>) -> Result<dm::
 // Payloads, each checked in proto field order.
 // ---------------------------------------------------------------------------
 
-fn ticket(s: &Scope, p: &pb::TicketEvent) -> Result<dm::TicketEvent, Rejection> {
+fn ticket(s: &Scope<'_>, p: &pb::TicketEvent) -> Result<dm::TicketEvent, Rejection> {
     use dm::TicketEventType as T;
     let ticket_id = s.required_id("ticket_id", &p.ticket_id)?;
     let event_type = s.required_enum("type", p.r#type, ticket_event_type, TICKET_TYPES)?;
@@ -234,7 +242,10 @@ fn ticket(s: &Scope, p: &pb::TicketEvent) -> Result<dm::TicketEvent, Rejection> 
     })
 }
 
-fn conversation(s: &Scope, p: &pb::ConversationEvent) -> Result<dm::ConversationEvent, Rejection> {
+fn conversation(
+    s: &Scope<'_>,
+    p: &pb::ConversationEvent,
+) -> Result<dm::ConversationEvent, Rejection> {
     let session_id = s.required_id("session_id", &p.session_id)?;
     let event_type = s.required_enum(
         "type",
@@ -270,7 +281,7 @@ fn conversation(s: &Scope, p: &pb::ConversationEvent) -> Result<dm::Conversation
     })
 }
 
-fn survey(s: &Scope, p: &pb::SurveyResponse) -> Result<dm::SurveyResponse, Rejection> {
+fn survey(s: &Scope<'_>, p: &pb::SurveyResponse) -> Result<dm::SurveyResponse, Rejection> {
     let response_id = s.required_id("response_id", &p.response_id)?;
     let kind = s.required_enum("kind", p.kind, survey_kind, SURVEY_KINDS)?;
     let (lo, hi) = kind.range();
@@ -297,7 +308,7 @@ fn survey(s: &Scope, p: &pb::SurveyResponse) -> Result<dm::SurveyResponse, Rejec
     })
 }
 
-fn qa_review(s: &Scope, p: &pb::QaReview) -> Result<dm::QaReview, Rejection> {
+fn qa_review(s: &Scope<'_>, p: &pb::QaReview) -> Result<dm::QaReview, Rejection> {
     let review_id = s.required_id("review_id", &p.review_id)?;
     let agent_id = s.required_id("agent_id", &p.agent_id)?;
     let reviewer_id = s.required_id("reviewer_id", &p.reviewer_id)?;
@@ -310,7 +321,7 @@ fn qa_review(s: &Scope, p: &pb::QaReview) -> Result<dm::QaReview, Rejection> {
         .iter()
         .enumerate()
         .map(|(i, item)| {
-            let s = s.child(&format!("items[{i}]"));
+            let s = Scope::item(Some(s), "items", i);
             Ok(dm::QaItem {
                 key: s.required_text("key", &item.key)?,
                 group: s.required_text("group", &item.group)?,
@@ -325,7 +336,7 @@ fn qa_review(s: &Scope, p: &pb::QaReview) -> Result<dm::QaReview, Rejection> {
         .iter()
         .enumerate()
         .map(|(i, v)| {
-            let s = s.child(&format!("violations[{i}]"));
+            let s = Scope::item(Some(s), "violations", i);
             Ok(dm::Violation {
                 code: s.required_text("code", &v.code)?,
                 severity: s.required_enum("severity", v.severity, severity, SEVERITIES)?,
@@ -345,7 +356,7 @@ fn qa_review(s: &Scope, p: &pb::QaReview) -> Result<dm::QaReview, Rejection> {
     })
 }
 
-fn bad_review(s: &Scope, p: &pb::BadReviewEvent) -> Result<dm::BadReviewEvent, Rejection> {
+fn bad_review(s: &Scope<'_>, p: &pb::BadReviewEvent) -> Result<dm::BadReviewEvent, Rejection> {
     Ok(dm::BadReviewEvent {
         review_id: s.required_id("review_id", &p.review_id)?,
         event_type: s.required_enum("type", p.r#type, bad_review_event_type, BAD_REVIEW_TYPES)?,
@@ -355,7 +366,7 @@ fn bad_review(s: &Scope, p: &pb::BadReviewEvent) -> Result<dm::BadReviewEvent, R
 }
 
 fn field_visit(
-    s: &Scope,
+    s: &Scope<'_>,
     p: &pb::FieldVisit,
     now: DateTime<Utc>,
 ) -> Result<dm::FieldVisit, Rejection> {
@@ -408,7 +419,7 @@ fn field_visit(
     })
 }
 
-fn assessment(s: &Scope, p: &pb::Assessment) -> Result<dm::Assessment, Rejection> {
+fn assessment(s: &Scope<'_>, p: &pb::Assessment) -> Result<dm::Assessment, Rejection> {
     let assessment_id = s.required_id("assessment_id", &p.assessment_id)?;
     let agent_id = s.required_id("agent_id", &p.agent_id)?;
     let kind = s.required_text("kind", &p.kind)?;
@@ -437,7 +448,7 @@ fn assessment(s: &Scope, p: &pb::Assessment) -> Result<dm::Assessment, Rejection
     })
 }
 
-fn agent(s: &Scope, p: &pb::AgentUpsert) -> Result<dm::AgentUpsert, Rejection> {
+fn agent(s: &Scope<'_>, p: &pb::AgentUpsert) -> Result<dm::AgentUpsert, Rejection> {
     let agent_id = s.required_id("agent_id", &p.agent_id)?;
     let display_name = s.text("display_name", &p.display_name)?;
     let team_id = s.required_id("team_id", &p.team_id)?;
@@ -466,7 +477,7 @@ fn agent(s: &Scope, p: &pb::AgentUpsert) -> Result<dm::AgentUpsert, Rejection> {
     })
 }
 
-fn team(s: &Scope, p: &pb::TeamUpsert) -> Result<dm::TeamUpsert, Rejection> {
+fn team(s: &Scope<'_>, p: &pb::TeamUpsert) -> Result<dm::TeamUpsert, Rejection> {
     Ok(dm::TeamUpsert {
         team_id: s.required_id("team_id", &p.team_id)?,
         display_name: s.text("display_name", &p.display_name)?,
@@ -641,23 +652,63 @@ fn ahead(now: DateTime<Utc>, by: TimeDelta) -> DateTime<Utc> {
         .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
-struct Scope {
-    base: String,
+/// `value`'s length in characters, if that is over `max`. The byte length
+/// bounds it, so short values (nearly all) are never counted.
+fn chars_over(value: &str, max: usize) -> Option<usize> {
+    if value.len() <= max {
+        return None;
+    }
+    let len = value.chars().count();
+    (len > max).then_some(len)
 }
 
-impl Scope {
-    fn new(base: String) -> Self {
-        Scope { base }
+/// Where a message sits in the request: a name, perhaps an index, under its
+/// parent (e.g. `events[3]`, then `ticket` under it). Checks pass by the
+/// thousand per request and fail rarely, so the path is only written out
+/// when one fails.
+struct Scope<'a> {
+    parent: Option<&'a Scope<'a>>,
+    name: &'a str,
+    index: Option<usize>,
+}
+
+impl<'a> Scope<'a> {
+    /// Item `index` of the list `name` (under `parent`, if any).
+    fn item(parent: Option<&'a Scope<'a>>, name: &'a str, index: usize) -> Self {
+        Scope {
+            parent,
+            name,
+            index: Some(index),
+        }
     }
 
-    fn child(&self, name: &str) -> Scope {
-        Scope::new(format!("{}.{name}", self.base))
+    /// The message field `name` under this one.
+    fn child(&'a self, name: &'a str) -> Scope<'a> {
+        Scope {
+            parent: Some(self),
+            name,
+            index: None,
+        }
+    }
+
+    /// The path of this message, e.g. `events[3].qa_review.items[2]`.
+    fn path(&self) -> String {
+        let mut path = self.parent.map(Scope::path).unwrap_or_default();
+        if !path.is_empty() {
+            path.push('.');
+        }
+        path.push_str(self.name);
+        if let Some(index) = self.index {
+            // Writing to a String cannot fail.
+            let _ = write!(path, "[{index}]");
+        }
+        path
     }
 
     fn reject(&self, reason: Reason, name: &str, description: String) -> Rejection {
         Rejection {
             reason,
-            field: format!("{}.{name}", self.base),
+            field: format!("{}.{name}", self.path()),
             description,
         }
     }
@@ -677,8 +728,7 @@ impl Scope {
         if value.is_empty() {
             return Ok(None);
         }
-        let len = value.chars().count();
-        if len > MAX_ID_LEN {
+        if let Some(len) = chars_over(value, MAX_ID_LEN) {
             return Err(self.reject(
                 Reason::TooLong,
                 name,
@@ -701,8 +751,7 @@ impl Scope {
 
     /// Free text that may be empty (kept as an empty string).
     fn text(&self, name: &str, value: &str) -> Result<String, Rejection> {
-        let len = value.chars().count();
-        if len > MAX_TEXT_LEN {
+        if let Some(len) = chars_over(value, MAX_TEXT_LEN) {
             return Err(self.reject(
                 Reason::TooLong,
                 name,
@@ -887,7 +936,6 @@ mod tests {
     const NOW_S: i64 = 1_717_243_200;
     /// Two hours before `NOW_S`.
     const OCCURRED_S: i64 = NOW_S - 7_200;
-    const PATH: &str = "events[3]";
 
     fn now() -> DateTime<Utc> {
         DateTime::from_timestamp(NOW_S, 0).expect("valid instant")
@@ -1075,7 +1123,7 @@ mod tests {
     }
 
     fn convert(e: &pb::Event) -> Result<dm::Event, Rejection> {
-        event_from(e, PATH, now())
+        event_from(e, "events", 3, now())
     }
 
     fn ok(e: &pb::Event) -> dm::Event {
@@ -2510,7 +2558,7 @@ mod tests {
         #[test]
         fn arbitrary_events_convert_or_reject_under_their_path(ev in any_event(), index in 0usize..5_000) {
             let path = format!("events[{index}]");
-            match event_from(&ev, &path, now()) {
+            match event_from(&ev, "events", index, now()) {
                 Ok(e) => {
                     prop_assert_eq!(&e.event_id, &ev.event_id);
                     prop_assert!(e.occurred_at <= now() + TimeDelta::hours(24));

@@ -151,7 +151,7 @@ impl IngestionApi {
                 event_id: e.event_id.clone(),
                 ..Default::default()
             };
-            match event_from(e, &format!("{path}[{i}]"), now) {
+            match event_from(e, path, i, now) {
                 Ok(event) => accepted.push(Accepted { index: i, event }),
                 Err(rejection) => {
                     result.outcome = pb::EventOutcome::Rejected as i32;

@@ -38,33 +38,49 @@ use super::writer::ChangeSet;
 use crate::StoreError;
 
 /// What the events of a batch touched: entity ids by kind, and the span of
-/// their times (µs). Stored as JSON in `ing_pending.touched`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub(crate) struct Touched {
-    entities: BTreeMap<String, BTreeSet<String>>,
+/// their times (µs). Stored as JSON in `ing_pending.touched`. The write path
+/// builds it from ids borrowed from the events (`Touched<&str>`), the
+/// projection reads it back as owned ids: one type, so one JSON shape.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Touched<S: Ord = String> {
+    entities: BTreeMap<S, BTreeSet<S>>,
     start: Option<i64>,
     end: Option<i64>,
 }
 
-impl Touched {
-    /// What these events touch.
-    pub(crate) fn of<'a>(events: impl IntoIterator<Item = &'a Event>) -> Self {
+impl<S: Ord> Default for Touched<S> {
+    fn default() -> Self {
+        Touched {
+            entities: BTreeMap::new(),
+            start: None,
+            end: None,
+        }
+    }
+}
+
+impl<'a> Touched<&'a str> {
+    /// What these events touch, without copying their ids.
+    pub(crate) fn of(events: impl IntoIterator<Item = &'a Event>) -> Self {
         let mut t = Touched::default();
         for e in events {
             t.entities
-                .entry(e.payload.kind().to_string())
+                .entry(e.payload.kind())
                 .or_default()
-                .insert(e.payload.entity_id().to_string());
+                .insert(e.payload.entity_id());
             t.widen(micros(e.occurred_at));
         }
         t
     }
+}
 
+impl<S: Ord> Touched<S> {
     fn widen(&mut self, at: i64) {
         self.start = Some(self.start.map_or(at, |s| s.min(at)));
         self.end = Some(self.end.map_or(at, |e| e.max(at)));
     }
+}
 
+impl Touched {
     /// Both batches' entities and times.
     fn merge(&mut self, other: Touched) {
         for (kind, ids) in other.entities {
@@ -839,5 +855,36 @@ mod tests {
         assert_eq!((a.start, a.end), (Some(5), Some(20)));
         let json = serde_json::to_string(&a).unwrap();
         assert_eq!(serde_json::from_str::<Touched>(&json).unwrap(), a);
+    }
+
+    /// The write path's borrowed ids read back as the projection's owned ones.
+    #[test]
+    fn touched_events_read_back_owned() {
+        use chrono::TimeZone;
+        use kpi_domain::events::{TicketEvent, TicketEventType};
+        let event = |id: &str, ticket: &str, hour: u32| Event {
+            event_id: id.into(),
+            occurred_at: Utc.with_ymd_and_hms(2026, 3, 2, hour, 0, 0).unwrap(),
+            payload: Payload::Ticket(TicketEvent::new(ticket, TicketEventType::Created)),
+        };
+        let events = [
+            event("e1", "T2", 11),
+            event("e2", "T1", 9),
+            event("e3", "T2", 10),
+        ];
+        let json = serde_json::to_string(&Touched::of(&events)).unwrap();
+        let read: Touched = serde_json::from_str(&json).unwrap();
+        assert_eq!(
+            read.ids("ticket"),
+            BTreeSet::from(["T1".to_string(), "T2".to_string()])
+        );
+        assert_eq!(read.len(), 2);
+        assert_eq!(
+            (read.start, read.end),
+            (
+                Some(micros(events[1].occurred_at)),
+                Some(micros(events[0].occurred_at))
+            )
+        );
     }
 }

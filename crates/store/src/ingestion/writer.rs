@@ -96,19 +96,28 @@ struct Batch<'a> {
 
 impl<'a> Batch<'a> {
     fn new(tenant: &'a str, accepted: &'a [Accepted], now: DateTime<Utc>) -> Self {
-        let mut first: BTreeMap<&str, &Accepted> = BTreeMap::new();
+        // Ids with their positions side by side, so that sorting compares
+        // without following a pointer to each event; ties in position
+        // order, so the first occurrence of an id comes first.
+        let mut ids: Vec<(&str, usize)> = accepted
+            .iter()
+            .enumerate()
+            .map(|(at, a)| (a.event.event_id.as_str(), at))
+            .collect();
+        ids.sort_unstable();
+        let mut candidates = Vec::with_capacity(ids.len());
         let mut repeats = Vec::new();
-        for a in accepted {
-            if first.contains_key(a.event.event_id.as_str()) {
-                repeats.push(a.index);
+        for (i, &(id, at)) in ids.iter().enumerate() {
+            if i > 0 && ids[i - 1].0 == id {
+                repeats.push(accepted[at].index);
             } else {
-                first.insert(&a.event.event_id, a);
+                candidates.push(&accepted[at]);
             }
         }
         Batch {
             tenant,
-            // Sorted by id (the map's order): concurrent batches meet keys in one order.
-            candidates: first.into_values().collect(),
+            // Sorted by id: concurrent batches meet keys in one order.
+            candidates,
             repeats,
             now,
         }
@@ -495,4 +504,51 @@ fn count_outcomes(
             Statement::from_sql_and_values(backend, sql, values)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+    use kpi_domain::events::{Payload, TicketEvent, TicketEventType};
+
+    use super::*;
+
+    fn accepted(index: usize, id: &str) -> Accepted {
+        Accepted {
+            index,
+            event: Event {
+                event_id: id.into(),
+                occurred_at: Utc.with_ymd_and_hms(2026, 3, 2, 10, 0, 0).unwrap(),
+                payload: Payload::Ticket(TicketEvent::new(
+                    format!("T-{index}"),
+                    TicketEventType::Created,
+                )),
+            },
+        }
+    }
+
+    /// Candidates come sorted by id, each id once at its first occurrence;
+    /// later occurrences are repeats, by their request index.
+    #[test]
+    fn a_batch_sorts_its_ids_and_sets_repeats_apart() {
+        // Request indexes need not be positions: rejected events leave gaps.
+        let events = [
+            accepted(0, "e2"),
+            accepted(2, "e1"),
+            accepted(3, "e2"),
+            accepted(5, "e3"),
+            accepted(6, "e1"),
+            accepted(7, "e2"),
+        ];
+        let batch = Batch::new("acme", &events, Utc::now());
+        let candidates: Vec<(&str, usize)> = batch
+            .candidates
+            .iter()
+            .map(|a| (a.event.event_id.as_str(), a.index))
+            .collect();
+        assert_eq!(candidates, [("e1", 2), ("e2", 0), ("e3", 5)]);
+        let mut repeats = batch.repeats.clone();
+        repeats.sort_unstable();
+        assert_eq!(repeats, [3, 6, 7]);
+    }
 }
