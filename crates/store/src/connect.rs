@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use sea_orm::sqlx::Executor as _;
+use sea_orm::sqlx::{Connection as _, Executor as _};
 use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
 
 /// The database behind a URL.
@@ -82,6 +82,16 @@ pub async fn connect_warm(url: &str, warm: u32) -> Result<DatabaseConnection, Db
                             conn.execute("SET plan_cache_mode = force_custom_plan")
                                 .await?;
                             Ok(())
+                        })
+                    })
+                    // A connection's buffers grow to the largest message it
+                    // has carried (a batch's events, a projection's rows)
+                    // and keep that size; sixteen of them held on to tens
+                    // of MiB. Back in the pool they give it up.
+                    .after_release(|conn, _| {
+                        Box::pin(async move {
+                            conn.shrink_buffers();
+                            Ok(true)
                         })
                     })
                 });
