@@ -133,20 +133,18 @@ pub fn push_copy_text(out: &mut Vec<u8>, value: &[u8]) {
 
 #[cfg(test)]
 mod tests {
-    use chrono::{TimeZone, Utc};
-    use kpi_domain::events::{Payload, TicketEvent, TicketEventType};
+    use kpi_domain::events::Payload;
 
+    use super::super::test_events::ticket_created;
     use super::*;
 
     /// A ticket's creation as event `id`, with `category`.
     fn created(id: &str, ticket: &str, category: &str) -> Event {
-        let mut created = TicketEvent::new(ticket, TicketEventType::Created);
-        created.category = Some(category.into());
-        Event {
-            event_id: id.into(),
-            occurred_at: Utc.with_ymd_and_hms(2026, 3, 2, 10, 0, 0).unwrap(),
-            payload: Payload::Ticket(created),
+        let mut created = ticket_created(id, ticket, 10);
+        if let Payload::Ticket(t) = &mut created.payload {
+            t.category = Some(category.into());
         }
+        created
     }
 
     /// A key row escapes like every other `COPY` column.

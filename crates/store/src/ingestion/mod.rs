@@ -41,6 +41,8 @@ pub mod reader;
 mod rows;
 mod source;
 mod sql;
+#[cfg(test)]
+mod test_events;
 pub mod writer;
 
 pub use analyze::{Analyzer, analyze};

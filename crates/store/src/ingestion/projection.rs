@@ -860,17 +860,11 @@ mod tests {
     /// The write path's borrowed ids read back as the projection's owned ones.
     #[test]
     fn touched_events_read_back_owned() {
-        use chrono::TimeZone;
-        use kpi_domain::events::{TicketEvent, TicketEventType};
-        let event = |id: &str, ticket: &str, hour: u32| Event {
-            event_id: id.into(),
-            occurred_at: Utc.with_ymd_and_hms(2026, 3, 2, hour, 0, 0).unwrap(),
-            payload: Payload::Ticket(TicketEvent::new(ticket, TicketEventType::Created)),
-        };
+        use super::super::test_events::ticket_created;
         let events = [
-            event("e1", "T2", 11),
-            event("e2", "T1", 9),
-            event("e3", "T2", 10),
+            ticket_created("e1", "T2", 11),
+            ticket_created("e2", "T1", 9),
+            ticket_created("e3", "T2", 10),
         ];
         let json = serde_json::to_string(&Touched::of(&events)).unwrap();
         let read: Touched = serde_json::from_str(&json).unwrap();

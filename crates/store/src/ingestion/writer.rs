@@ -508,22 +508,13 @@ fn count_outcomes(
 
 #[cfg(test)]
 mod tests {
-    use chrono::TimeZone;
-    use kpi_domain::events::{Payload, TicketEvent, TicketEventType};
-
+    use super::super::test_events::ticket_created;
     use super::*;
 
     fn accepted(index: usize, id: &str) -> Accepted {
         Accepted {
             index,
-            event: Event {
-                event_id: id.into(),
-                occurred_at: Utc.with_ymd_and_hms(2026, 3, 2, 10, 0, 0).unwrap(),
-                payload: Payload::Ticket(TicketEvent::new(
-                    format!("T-{index}"),
-                    TicketEventType::Created,
-                )),
-            },
+            event: ticket_created(id, &format!("T-{index}"), 10),
         }
     }
 
