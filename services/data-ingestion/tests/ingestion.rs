@@ -76,6 +76,7 @@ macro_rules! on_both_databases {
 
 on_both_databases!(
     fcr_with_3_and_7_day_windows_matches_hand_computed_values,
+    fcr_gaps_follow_tickets_folded_later,
     business_hours_across_a_weekend,
     every_fact_type_is_ingested_and_aggregated,
     a_mixed_batch_keeps_the_good_events_and_names_the_bad_fields,
@@ -288,6 +289,68 @@ async fn fcr_with_3_and_7_day_windows_matches_hand_computed_values(kind: DbKind)
         Some(72_000.0)
     );
     assert_eq!(number_field(&failed[1], "reopen_count"), Some(1.0));
+    h.stop().await;
+}
+
+/// The gap of every ticket of the tenant, by ticket id.
+async fn next_contact_gaps(c: &mut Client, tenant: &str) -> BTreeMap<String, Option<f64>> {
+    all_ticket_facts(c, tenant)
+        .await
+        .iter()
+        .map(|f| {
+            let gap = number_field(f, "next_contact_gap_seconds");
+            (string_field(f, "ticket_id"), gap)
+        })
+        .collect()
+}
+
+/// Each call is folded in its own projection (every read catches up), so a
+/// group's tickets folded earlier are read back from the fact table: the
+/// gap of an untouched ticket moves when another joins its (customer,
+/// category) group, and moves back when that ticket leaves for another.
+async fn fcr_gaps_follow_tickets_folded_later(kind: DbKind) {
+    let mut h = start(kind).await;
+    let c = &mut h.client;
+    let mut t5 = created("e5", "2026-10-06T09:00:00Z", "T5", "c1");
+    if let Some(Payload::Ticket(t)) = &mut t5.payload {
+        t.category = "tech".into();
+    }
+    ingest(
+        c,
+        "acme",
+        vec![
+            created("e1", "2026-10-05T09:00:00Z", "T1", "c1"),
+            ticket("e2", "2026-10-05T10:00:00Z", "T1", T::Resolved, "a1"),
+            t5,
+            ticket("e6", "2026-10-06T10:00:00Z", "T5", T::Resolved, "a1"),
+        ],
+    )
+    .await;
+    let gaps = next_contact_gaps(c, "acme").await;
+    assert_eq!(gaps["T1"], None);
+    assert_eq!(gaps["T5"], None);
+
+    // T2 is first seen by a reply naming c1 and "tech": T5's group.
+    let mut reply = ticket("e7", "2026-10-07T09:00:00Z", "T2", T::AgentReply, "a2");
+    if let Some(Payload::Ticket(t)) = &mut reply.payload {
+        t.customer_id = "c1".into();
+        t.category = "tech".into();
+    }
+    ingest(c, "acme", vec![reply]).await;
+    let gaps = next_contact_gaps(c, "acme").await;
+    assert_eq!(gaps["T5"], Some(82_800.0), "{gaps:?}"); // 10-06 10:00 → 10-07 09:00
+    assert_eq!(gaps["T1"], None);
+
+    // Its creation says "billing": T2 moves to T1's group and leaves T5's.
+    ingest(
+        c,
+        "acme",
+        vec![created("e8", "2026-10-07T08:00:00Z", "T2", "c1")],
+    )
+    .await;
+    let gaps = next_contact_gaps(c, "acme").await;
+    assert_eq!(gaps["T5"], None, "{gaps:?}");
+    assert_eq!(gaps["T1"], Some(165_600.0), "{gaps:?}"); // 10-05 10:00 → 10-07 08:00
     h.stop().await;
 }
 

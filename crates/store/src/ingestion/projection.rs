@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 
 use super::analyze::Analyzer;
 use super::copy::{event_lines, split_pending_line};
-use super::rows::{delete_facts_where, load_facts_where, upsert_facts};
+use super::rows::{delete_facts_where, load_facts, load_facts_where, upsert_facts};
 use super::sql::{MAX_PARAMS, Placeholders, from_micros, in_json_list, json_list, micros};
 use super::writer::ChangeSet;
 use crate::StoreError;
@@ -501,28 +501,17 @@ async fn refold_tickets(
     let list: Vec<String> = ids.iter().cloned().collect();
     // FCR groups: the old (customer, category) of every touched ticket, and
     // below its new one (a ticket may move between groups).
-    let mut groups: BTreeSet<(String, String)> =
-        load_facts_where(db, tenant, FactType::Ticket, "ticket_id", &list)
-            .await?
-            .iter()
-            .filter_map(fcr_group)
-            .collect();
+    let mut groups = stored_groups(db, tenant, &list).await?;
     let (fresh, contributors) = fold_tickets(db, tenant, ids, calendar).await?;
     write_contributors(db, tenant, &list, &contributors).await?;
     drop(contributors);
     groups.extend(fresh.values().filter_map(fcr_group));
     let fresh_ids: BTreeSet<String> = fresh.keys().cloned().collect();
 
-    let customers: BTreeSet<String> = groups.iter().map(|(c, _)| c.clone()).collect();
-    let customers: Vec<String> = customers.into_iter().collect();
     let mut by_group: BTreeMap<(String, String), Vec<FactRow>> = BTreeMap::new();
     let mut stored: BTreeMap<String, FactRow> = BTreeMap::new();
-    for row in load_facts_where(db, tenant, FactType::Ticket, "customer_id", &customers).await? {
-        // A refolded ticket's stored row is replaced by its fresh one.
-        if fresh_ids.contains(row.id()) {
-            continue;
-        }
-        if let Some(group) = fcr_group(&row).filter(|g| groups.contains(g)) {
+    for row in group_members(db, tenant, &groups, &fresh_ids).await? {
+        if let Some(group) = fcr_group(&row) {
             stored.insert(row.id().to_string(), row.clone());
             by_group.entry(group).or_default().push(row);
         }
@@ -574,6 +563,86 @@ async fn fold_tickets(
         );
     }
     Ok((fresh, contributors))
+}
+
+/// The FCR groups the stored rows of these tickets are in. Only the two
+/// columns are read: the rows themselves are folded again.
+async fn stored_groups(
+    db: &impl ConnectionTrait,
+    tenant: &str,
+    ids: &[String],
+) -> Result<BTreeSet<(String, String)>, StoreError> {
+    let backend = db.get_database_backend();
+    let mut p = Placeholders::new(backend);
+    let t = p.next();
+    let list = in_json_list(backend, &mut p);
+    // The same group as `fcr_group`: no customer, no group; no category, "".
+    let sql = format!(
+        "SELECT \"customer_id\", COALESCE(\"category\", '') AS \"category\" FROM \"ing_fact_ticket\" \
+         WHERE \"tenant\" = {t} AND \"ticket_id\" {list} AND \"customer_id\" <> ''"
+    );
+    let values = [Value::String(Some(tenant.to_string())), json_list(ids)];
+    let mut groups = BTreeSet::new();
+    for row in db
+        .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
+        .await?
+    {
+        groups.insert((
+            row.try_get("", "customer_id")?,
+            row.try_get("", "category")?,
+        ));
+    }
+    Ok(groups)
+}
+
+/// The stored tickets of these FCR groups, but for the `refolded` ones
+/// (their fresh rows replace them). Only the groups' members are read, not
+/// every ticket of their customers: late in a month those are many times more.
+async fn group_members(
+    db: &impl ConnectionTrait,
+    tenant: &str,
+    groups: &BTreeSet<(String, String)>,
+    refolded: &BTreeSet<String>,
+) -> Result<Vec<FactRow>, StoreError> {
+    if groups.is_empty() {
+        return Ok(Vec::new());
+    }
+    let backend = db.get_database_backend();
+    let mut p = Placeholders::new(backend);
+    let (t, g, r) = (p.next(), p.next(), p.next());
+    // `NOT IN (SELECT …)`: PostgreSQL hashes the list once (`<> ALL` of an
+    // array would compare every row with every id).
+    let (pairs, ids) = match backend {
+        DbBackend::Postgres => (
+            format!("SELECT g->>0, g->>1 FROM jsonb_array_elements(CAST({g} AS jsonb)) AS g"),
+            format!("SELECT jsonb_array_elements_text(CAST({r} AS jsonb))"),
+        ),
+        _ => (
+            format!(
+                "SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each({g})"
+            ),
+            format!("SELECT value FROM json_each({r})"),
+        ),
+    };
+    let condition = format!(
+        "\"tenant\" = {t} AND (\"customer_id\", COALESCE(\"category\", '')) IN ({pairs}) \
+         AND \"ticket_id\" NOT IN ({ids})"
+    );
+    let pairs: Vec<[&str; 2]> = groups
+        .iter()
+        .map(|(c, k)| [c.as_str(), k.as_str()])
+        .collect();
+    let values = vec![
+        Value::String(Some(tenant.to_string())),
+        Value::String(Some(serde_json::to_string(&pairs).map_err(|e| {
+            StoreError::Corrupt {
+                what: format!("FCR groups of {tenant}"),
+                reason: e.to_string(),
+            }
+        })?)),
+        json_list(refolded),
+    ];
+    Ok(load_facts(db, FactType::Ticket, &condition, values).await?)
 }
 
 /// A ticket's FCR group: (customer, category), if it names a customer.

@@ -240,23 +240,37 @@ pub(crate) async fn load_facts_where(
     column: &str,
     keys: &[String],
 ) -> Result<Vec<FactRow>, DbErr> {
-    let backend = db.get_database_backend();
-    let cols = columns(fact_type);
-    let select: Vec<String> = cols.iter().map(|c| quote(c.name)).collect();
     if keys.is_empty() {
         return Ok(Vec::new());
     }
-    let mut p = Placeholders::new(backend);
+    let mut p = Placeholders::new(db.get_database_backend());
     let tenant_p = p.next();
-    let list = in_json_list(backend, &mut p);
-    let sql = format!(
-        "SELECT {} FROM {} WHERE {} = {tenant_p} AND {} {list}",
-        select.join(", "),
-        quote(&fact_table(fact_type)),
+    let list = in_json_list(db.get_database_backend(), &mut p);
+    let condition = format!(
+        "{} = {tenant_p} AND {} {list}",
         quote("tenant"),
         quote(column)
     );
     let values = vec![Value::String(Some(tenant.to_string())), json_list(keys)];
+    load_facts(db, fact_type, &condition, values).await
+}
+
+/// Reads the facts of one type that meet `condition` (SQL over the fact
+/// table's columns, its placeholders bound to `values`).
+pub(crate) async fn load_facts(
+    db: &impl ConnectionTrait,
+    fact_type: FactType,
+    condition: &str,
+    values: Vec<Value>,
+) -> Result<Vec<FactRow>, DbErr> {
+    let backend = db.get_database_backend();
+    let cols = columns(fact_type);
+    let select: Vec<String> = cols.iter().map(|c| quote(c.name)).collect();
+    let sql = format!(
+        "SELECT {} FROM {} WHERE {condition}",
+        select.join(", "),
+        quote(&fact_table(fact_type)),
+    );
     let mut out = Vec::new();
     for row in db
         .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
