@@ -60,8 +60,9 @@ pub(crate) struct IngestArgs {
     /// Events to ingest.
     #[arg(long, default_value_t = 200_000, value_parser = clap::value_parser!(u64).range(1..))]
     events: u64,
-    /// Events per stream chunk (at most 5,000).
-    #[arg(long, default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(1..=5_000))]
+    /// Events per stream chunk (at most 5,000, the server's limit, which a
+    /// sustained feed fills: each chunk is a transaction).
+    #[arg(long, default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(1..=5_000))]
     chunk: u64,
     /// Chunks sent but not yet answered, at most.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=1_000))]
