@@ -243,9 +243,10 @@ pub(crate) async fn load_facts_where(
     if keys.is_empty() {
         return Ok(Vec::new());
     }
-    let mut p = Placeholders::new(db.get_database_backend());
+    let backend = db.get_database_backend();
+    let mut p = Placeholders::new(backend);
     let tenant_p = p.next();
-    let list = in_json_list(db.get_database_backend(), &mut p);
+    let list = in_json_list(backend, &mut p);
     let condition = format!(
         "{} = {tenant_p} AND {} {list}",
         quote("tenant"),
