@@ -10,9 +10,14 @@
 //! interleave them. It is generated lazily one day at a time: only the
 //! pending events of the tickets created so far are held (a window of a few
 //! days), never the whole feed.
+//!
+//! Queued events wait in a bucket per day and a day is sorted once, when it
+//! is complete. A binary heap over the whole window did the same, but its
+//! pops (a few hundred thousand entries, a cache miss per level) were the
+//! largest piece of the benchmark client's CPU, which shares the machine
+//! with the server it measures.
 
-use std::cmp::Ordering;
-use std::collections::BinaryHeap;
+use std::collections::VecDeque;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use kpi_domain::events::{Channel, Event, Payload, TicketEvent, TicketEventType};
@@ -93,34 +98,14 @@ impl Rng {
     }
 }
 
-/// One generated event waiting in the time-ordered queue.
+/// One generated event waiting for its day to be complete.
 struct Pending {
     at: i64,
+    /// The order of generation: ties in time keep it.
     seq: u64,
-    /// Boxed: the heap moves its entries on every push and pop, and a
-    /// pointer is cheaper to move than an event.
+    /// Boxed: sorting moves the entries, and a pointer is cheaper to move
+    /// than an event.
     event: Box<Event>,
-}
-
-impl PartialEq for Pending {
-    fn eq(&self, other: &Self) -> bool {
-        (self.at, self.seq) == (other.at, other.seq)
-    }
-}
-
-impl Eq for Pending {}
-
-impl PartialOrd for Pending {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for Pending {
-    // Reversed: `BinaryHeap` is a max-heap and the earliest event comes first.
-    fn cmp(&self, other: &Self) -> Ordering {
-        (other.at, other.seq).cmp(&(self.at, self.seq))
-    }
 }
 
 /// The feed: an iterator of exactly [`FeedConfig::events`] domain events,
@@ -132,7 +117,10 @@ pub(crate) struct Feed {
     next_day: u64,
     emitted: u64,
     seq: u64,
-    queue: BinaryHeap<Pending>,
+    /// Queued events by the day they occur on; the first is `next_day`.
+    days: VecDeque<Vec<Pending>>,
+    /// The events of the last complete day not yet emitted, in order.
+    ready: std::vec::IntoIter<Pending>,
 }
 
 impl Feed {
@@ -148,7 +136,8 @@ impl Feed {
             next_day: 0,
             emitted: 0,
             seq: 0,
-            queue: BinaryHeap::new(),
+            days: VecDeque::new(),
+            ready: Vec::new().into_iter(),
         }
     }
 
@@ -158,14 +147,35 @@ impl Feed {
         MONTH_START_SECONDS * SECOND_MICROS + day.saturating_mul(DAY_MICROS)
     }
 
-    /// Queues every event of the tickets created on the next day.
-    fn generate_next_day(&mut self) {
+    /// Generates the tickets created on the next day and returns that day's
+    /// events in time order. The day is complete then: every ticket created
+    /// later starts on a later day.
+    fn complete_next_day(&mut self) -> Vec<Pending> {
         let day = self.next_day;
-        self.next_day += 1;
         let first = day * self.tickets_per_day;
         for ticket in first..first + self.tickets_per_day {
             self.generate_ticket(day, ticket);
         }
+        self.next_day += 1;
+        let mut events = self.days.pop_front().unwrap_or_default();
+        events.sort_unstable_by_key(|p| (p.at, p.seq));
+        events
+    }
+
+    /// Queues an event on the day it occurs (never before `next_day`: a
+    /// ticket's events follow its creation).
+    fn queue(&mut self, at: i64, event: Event) {
+        let offset = (at - Self::day_start(self.next_day)).max(0) / DAY_MICROS;
+        let offset = usize::try_from(offset).unwrap_or(0);
+        if self.days.len() <= offset {
+            self.days.resize_with(offset + 1, Vec::new);
+        }
+        self.seq += 1;
+        self.days[offset].push(Pending {
+            at,
+            seq: self.seq,
+            event: Box::new(event),
+        });
     }
 
     /// Queues the lifecycle of one ticket.
@@ -257,12 +267,7 @@ impl Feed {
             lifecycle.push(at, e);
         }
         for (at, event) in lifecycle.out {
-            self.seq += 1;
-            self.queue.push(Pending {
-                at,
-                seq: self.seq,
-                event: Box::new(event),
-            });
+            self.queue(at, event);
         }
     }
 }
@@ -320,17 +325,11 @@ impl Iterator for Feed {
             return None;
         }
         loop {
-            // Every ticket created from `next_day` on starts at or after its
-            // start, so anything queued before it is final.
-            let horizon = Self::day_start(self.next_day);
-            if let Some(top) = self.queue.peek()
-                && top.at < horizon
-            {
-                let pending = self.queue.pop()?;
+            if let Some(pending) = self.ready.next() {
                 self.emitted += 1;
                 return Some(*pending.event);
             }
-            self.generate_next_day();
+            self.ready = self.complete_next_day().into_iter();
         }
     }
 
