@@ -164,12 +164,17 @@ async fn the_upgrade_keeps_events_and_duplicates(kind: DbKind) {
     );
     assert_eq!(ticket_facts(&conn).await, 2);
 
-    let undo = kpi_store::ingestion::Migrator::down(&conn, Some(1)).await;
+    // m0006 steps back (nothing compressed is pending), then m0005 refuses.
+    let undo = kpi_store::ingestion::Migrator::down(&conn, Some(2)).await;
     assert!(
-        undo.as_ref()
-            .is_err_and(|e| e.to_string().contains("cannot be undone")),
+        undo.as_ref().is_err_and(|e| e
+            .to_string()
+            .contains("m0005_events_kept_per_entity cannot be undone")),
         "{undo:?}"
     );
+    kpi_store::ingestion::Migrator::up(&conn, None)
+        .await
+        .unwrap();
     let replay = writer.write("acme", &after, &[], now).await.unwrap();
     assert_eq!((replay.fresh, replay.duplicates.len()), (0, 3));
 }
@@ -182,6 +187,94 @@ async fn the_upgrade_keeps_events_and_duplicates_on_sqlite() {
 #[tokio::test]
 async fn the_upgrade_keeps_events_and_duplicates_on_postgres() {
     the_upgrade_keeps_events_and_duplicates(DbKind::Postgres).await;
+}
+
+/// Pending batches written before m0006 (events as JSON Lines text) fold
+/// after the upgrade together with batches written after it (compressed on
+/// PostgreSQL). Stepping back is refused while a compressed batch is
+/// pending, and allowed once the projection has taken it.
+async fn pending_text_batches_fold_after_compression(kind: DbKind) {
+    let db = TestDb::new(kind).await.unwrap();
+    let conn = kpi_store::connect(&db.url).await.unwrap();
+    kpi_store::ingestion::Migrator::up(&conn, Some(5))
+        .await
+        .unwrap();
+    let backend = conn.get_database_backend();
+    let created = ticket_event("e1", "T1", TicketEventType::Created, 0);
+    let mut lines = Vec::new();
+    kpi_store::ingestion::copy::append_pending_line(&mut lines, &created.event).unwrap();
+    let values = match kind {
+        DbKind::Postgres => "($1, $2, $3)",
+        _ => "(?, ?, ?)",
+    };
+    conn.execute_raw(Statement::from_sql_and_values(
+        backend,
+        format!(
+            "INSERT INTO \"ing_pending\" (\"tenant\", \"touched\", \"events\") VALUES {values}"
+        ),
+        [
+            "acme".into(),
+            "{}".into(),
+            String::from_utf8(lines).unwrap().into(),
+        ],
+    ))
+    .await
+    .unwrap();
+
+    kpi_store::ingestion::Migrator::up(&conn, None)
+        .await
+        .unwrap();
+    let writer = IngestWriter::new(conn.clone());
+    let now = Utc::now();
+    let resolved = ticket_event("e2", "T1", TicketEventType::Resolved, 30);
+    writer.write("acme", &[resolved], &[], now).await.unwrap();
+    if kind == DbKind::Postgres {
+        // SQLite keeps writing text: nothing of its would be lost.
+        let undo = kpi_store::ingestion::Migrator::down(&conn, Some(1)).await;
+        assert!(
+            undo.as_ref().is_err_and(|e| e
+                .to_string()
+                .contains("1 pending batches hold compressed events")),
+            "{undo:?}"
+        );
+    }
+
+    let upto = projection::newest_pending(&conn, "acme")
+        .await
+        .unwrap()
+        .unwrap();
+    let changes = project_acme(&conn, upto, now).await.unwrap();
+    assert_eq!(changes.batches, 2);
+    assert_eq!(
+        ticket_facts_where(
+            &conn,
+            "\"ticket_id\" = 'T1' AND \"created_at\" IS NOT NULL AND \"first_resolved_at\" IS NOT NULL"
+        )
+        .await,
+        1,
+        "T1 folded from the text batch's creation and the compressed batch's resolution"
+    );
+
+    kpi_store::ingestion::Migrator::down(&conn, Some(1))
+        .await
+        .unwrap();
+    let manager = sea_orm_migration::SchemaManager::new(&conn);
+    assert!(
+        !manager
+            .has_column("ing_pending", "events_lz4")
+            .await
+            .unwrap()
+    );
+}
+
+#[tokio::test]
+async fn pending_text_batches_fold_after_compression_on_sqlite() {
+    pending_text_batches_fold_after_compression(DbKind::Sqlite).await;
+}
+
+#[tokio::test]
+async fn pending_text_batches_fold_after_compression_on_postgres() {
+    pending_text_batches_fold_after_compression(DbKind::Postgres).await;
 }
 
 /// A fresh database with the ingestion tables (kept alive by the `TestDb`).

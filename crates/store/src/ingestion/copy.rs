@@ -6,9 +6,11 @@
 //! - JSON Lines ([`append_event_line`], [`event_lines`]): an entity's
 //!   events in `ing_entity_events.events`, one event's JSON per line, each
 //!   line ending with a newline so that appending is concatenating;
-//! - a batch's new events in `ing_pending.events` ([`append_pending_line`],
+//! - a batch's new events in `ing_pending` ([`append_pending_line`],
 //!   [`split_pending_line`]): the same lines, each led by its entity's key,
-//!   so that the projection sorts them by entity without parsing events.
+//!   so that the projection sorts them by entity without parsing events;
+//!   on PostgreSQL stored as one LZ4 block ([`compress_pending`],
+//!   [`decompress_pending`]) in `events_lz4`.
 
 use std::io::Write as _;
 
@@ -84,6 +86,19 @@ pub fn split_pending_line(line: &str) -> serde_json::Result<((String, String), &
         <serde_json::Error as serde::de::Error>::custom("a pending line without its entity key")
     })?;
     Ok((serde_json::from_str(key)?, event))
+}
+
+/// A pending batch's lines as `ing_pending.events_lz4` holds them: one LZ4
+/// block, led by the uncompressed length (4 bytes, little-endian).
+pub fn compress_pending(lines: &[u8]) -> Vec<u8> {
+    lz4_flex::compress_prepend_size(lines)
+}
+
+/// The lines of a pending batch stored by [`compress_pending`], or why they
+/// cannot be read.
+pub fn decompress_pending(stored: &[u8]) -> Result<String, String> {
+    let lines = lz4_flex::decompress_size_prepended(stored).map_err(|e| e.to_string())?;
+    String::from_utf8(lines).map_err(|e| e.to_string())
 }
 
 /// The events of a JSON Lines text, in order (blank lines are skipped).
