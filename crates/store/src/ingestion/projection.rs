@@ -2,8 +2,8 @@
 //!
 //! The write path ([`super::writer`]) stores the events' keys and, in the
 //! same transaction, a *pending batch*: the new events, each line led by its
-//! entity's key, and the span of their times. [`project_pending`] takes pending batches of one tenant,
-//! appends their events to their entities' rows (`ing_entity_events`),
+//! entity's key, and the span of their times. [`project_pending`] takes
+//! pending batches of one tenant, appends their events to their entities' rows (`ing_entity_events`),
 //! folds every touched entity again from ALL its events (so the facts are
 //! the same whatever order the events arrived in), follows what depends on
 //! other entities (a survey's agent from its ticket; FCR's gap to the
@@ -253,9 +253,9 @@ async fn take_batches(
         let json: String = row.try_get("", "touched")?;
         let touched: Touched = serde_json::from_str(&json).map_err(corrupt)?;
         merged.get_or_insert_with(Touched::default).merge(touched);
-        // Batches written before m0006 carry their events as text, and
-        // those written before m0005 none: the migration moved those to the
-        // entity rows.
+        // Compressed on PostgreSQL since m0006; as text on SQLite and in
+        // batches written before; none in batches written before m0005 (the
+        // migration moved their events to the entity rows).
         if let Some(stored) = row.try_get::<Option<Vec<u8>>>("", "events_lz4")? {
             let lines = decompress_pending(&stored).map_err(|reason| StoreError::Corrupt {
                 what: format!("pending batch of {tenant}"),
