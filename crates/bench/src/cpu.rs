@@ -59,6 +59,19 @@ pub(crate) struct Used {
     pub postgres: Option<Duration>,
 }
 
+impl std::ops::Add for Used {
+    type Output = Used;
+
+    /// Both steps' time; PostgreSQL's only where both have it.
+    fn add(self, other: Used) -> Used {
+        Used {
+            machine: self.machine + other.machine,
+            service: self.service + other.service,
+            postgres: self.postgres.zip(other.postgres).map(|(a, b)| a + b),
+        }
+    }
+}
+
 fn ticks(n: u64) -> Duration {
     Duration::from_millis(n * 1000 / TICKS_PER_SECOND)
 }
