@@ -34,7 +34,8 @@ use super::analyze::Analyzer;
 use super::copy::{decompress_pending, event_lines, split_pending_line};
 use super::rows::{delete_facts_where, load_facts, load_facts_where, upsert_facts};
 use super::sql::{
-    MAX_PARAMS, Placeholders, from_micros, in_json_list, json_list, json_list_elements, micros,
+    MAX_PARAMS, Placeholders, from_micros, in_list, json_list, json_list_elements, list_value,
+    micros,
 };
 use super::writer::ChangeSet;
 use crate::StoreError;
@@ -374,14 +375,14 @@ async fn load_events(
     let backend = db.get_database_backend();
     let mut p = Placeholders::new(backend);
     let (t, k) = (p.next(), p.next());
-    let list = in_json_list(backend, &mut p);
+    let list = in_list(backend, &mut p);
     let sql = format!(
         "SELECT \"entity_id\", \"events\" FROM \"ing_entity_events\" WHERE \"tenant\" = {t} AND \"kind\" = {k} AND \"entity_id\" {list}"
     );
     let values = vec![
         Value::String(Some(tenant.to_string())),
         Value::String(Some(kind.to_string())),
-        json_list(ids),
+        list_value(backend, ids),
     ];
     for row in db
         .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
@@ -588,13 +589,16 @@ async fn stored_groups(
     let backend = db.get_database_backend();
     let mut p = Placeholders::new(backend);
     let t = p.next();
-    let list = in_json_list(backend, &mut p);
+    let list = in_list(backend, &mut p);
     // The same group as `fcr_group`: no customer, no group; no category, "".
     let sql = format!(
         "SELECT \"customer_id\", COALESCE(\"category\", '') AS \"category\" FROM \"ing_fact_ticket\" \
          WHERE \"tenant\" = {t} AND \"ticket_id\" {list} AND \"customer_id\" <> ''"
     );
-    let values = [Value::String(Some(tenant.to_string())), json_list(ids)];
+    let values = [
+        Value::String(Some(tenant.to_string())),
+        list_value(backend, ids),
+    ];
     let mut groups = BTreeSet::new();
     for row in db
         .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
@@ -668,11 +672,14 @@ async fn write_contributors(
     if !tickets.is_empty() {
         let mut p = Placeholders::new(backend);
         let t = p.next();
-        let list = in_json_list(backend, &mut p);
+        let list = in_list(backend, &mut p);
         let sql = format!(
             "DELETE FROM \"ing_ticket_contributors\" WHERE \"tenant\" = {t} AND \"ticket_id\" {list}"
         );
-        let values = vec![Value::String(Some(tenant.to_string())), json_list(tickets)];
+        let values = vec![
+            Value::String(Some(tenant.to_string())),
+            list_value(backend, tickets),
+        ];
         db.execute_raw(Statement::from_sql_and_values(backend, sql, values))
             .await?;
     }

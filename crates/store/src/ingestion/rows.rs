@@ -10,7 +10,7 @@ use kpi_domain::facts::{FactRow, FactValue, business_column};
 use kpi_domain::schema::{FactType, FieldType};
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, QueryResult, Statement, Value};
 
-use super::sql::{MAX_PARAMS, Placeholders, from_micros, in_json_list, json_list, micros};
+use super::sql::{MAX_PARAMS, Placeholders, from_micros, in_list, list_value, micros};
 
 use super::migration::fact_table;
 
@@ -219,14 +219,17 @@ pub(crate) async fn delete_facts_where(
     let backend = db.get_database_backend();
     let mut p = Placeholders::new(backend);
     let tenant_p = p.next();
-    let list = in_json_list(backend, &mut p);
+    let list = in_list(backend, &mut p);
     let sql = format!(
         "DELETE FROM {} WHERE {} = {tenant_p} AND {} {list}",
         quote(&fact_table(fact_type)),
         quote("tenant"),
         quote(column)
     );
-    let values = vec![Value::String(Some(tenant.to_string())), json_list(keys)];
+    let values = vec![
+        Value::String(Some(tenant.to_string())),
+        list_value(backend, keys),
+    ];
     db.execute_raw(Statement::from_sql_and_values(backend, sql, values))
         .await?;
     Ok(())
@@ -246,13 +249,16 @@ pub(crate) async fn load_facts_where(
     let backend = db.get_database_backend();
     let mut p = Placeholders::new(backend);
     let tenant_p = p.next();
-    let list = in_json_list(backend, &mut p);
+    let list = in_list(backend, &mut p);
     let condition = format!(
         "{} = {tenant_p} AND {} {list}",
         quote("tenant"),
         quote(column)
     );
-    let values = vec![Value::String(Some(tenant.to_string())), json_list(keys)];
+    let values = vec![
+        Value::String(Some(tenant.to_string())),
+        list_value(backend, keys),
+    ];
     load_facts(db, fact_type, &condition, values).await
 }
 
