@@ -106,29 +106,46 @@ impl MigrationName for PendingBatchesWrittenAt {
 #[async_trait::async_trait]
 impl MigrationTrait for PendingBatchesWrittenAt {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        if manager.has_column("ing_pending", "written_at").await? {
-            return Ok(());
-        }
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(Alias::new("ing_pending"))
-                    .add_column(col("written_at").big_integer().null())
-                    .to_owned(),
-            )
-            .await
+        add_pending_column(manager, col("written_at").big_integer().null()).await?;
+        Ok(())
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(Alias::new("ing_pending"))
-                    .drop_column(Alias::new("written_at"))
-                    .to_owned(),
-            )
-            .await
+        drop_pending_column(manager, "written_at").await
     }
+}
+
+/// Adds `column` to `ing_pending` unless it is there already (a migration
+/// run again changes nothing); says whether it was added.
+async fn add_pending_column(
+    manager: &SchemaManager<'_>,
+    column: &mut ColumnDef,
+) -> Result<bool, DbErr> {
+    let name = column.get_column_name();
+    if manager.has_column("ing_pending", &name).await? {
+        return Ok(false);
+    }
+    manager
+        .alter_table(
+            Table::alter()
+                .table(Alias::new("ing_pending"))
+                .add_column(column)
+                .to_owned(),
+        )
+        .await?;
+    Ok(true)
+}
+
+/// Drops the column `name` of `ing_pending`.
+async fn drop_pending_column(manager: &SchemaManager<'_>, name: &str) -> Result<(), DbErr> {
+    manager
+        .alter_table(
+            Table::alter()
+                .table(Alias::new("ing_pending"))
+                .drop_column(Alias::new(name))
+                .to_owned(),
+        )
+        .await
 }
 
 /// PostgreSQL: the event store's two indexes lead with the id and compare
@@ -270,18 +287,8 @@ impl MigrationName for PendingEventsCompressed {
 #[async_trait::async_trait]
 impl MigrationTrait for PendingEventsCompressed {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        if manager.has_column("ing_pending", "events_lz4").await? {
-            return Ok(());
-        }
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(Alias::new("ing_pending"))
-                    .add_column(col("events_lz4").binary().null())
-                    .to_owned(),
-            )
-            .await?;
-        if manager.get_database_backend() == DbBackend::Postgres {
+        let added = add_pending_column(manager, col("events_lz4").binary().null()).await?;
+        if added && manager.get_database_backend() == DbBackend::Postgres {
             manager
                 .get_connection()
                 .execute_unprepared(
@@ -310,14 +317,7 @@ impl MigrationTrait for PendingEventsCompressed {
                  does), then downgrade"
             )));
         }
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(Alias::new("ing_pending"))
-                    .drop_column(Alias::new("events_lz4"))
-                    .to_owned(),
-            )
-            .await
+        drop_pending_column(manager, "events_lz4").await
     }
 }
 

@@ -244,27 +244,24 @@ async fn take_batches(
         .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
         .await?;
     let taken = rows.len() as u64;
-    let corrupt = |e: serde_json::Error| StoreError::Corrupt {
+    let corrupt = |reason: String| StoreError::Corrupt {
         what: format!("pending batch of {tenant}"),
-        reason: e.to_string(),
+        reason,
     };
     let mut merged: Option<Touched> = None;
     let mut arrived = EntityLines::default();
     for row in rows {
         let json: String = row.try_get("", "touched")?;
-        let touched: Touched = serde_json::from_str(&json).map_err(corrupt)?;
+        let touched: Touched = serde_json::from_str(&json).map_err(|e| corrupt(e.to_string()))?;
         merged.get_or_insert_with(Touched::default).merge(touched);
         // Compressed on PostgreSQL since m0006; as text on SQLite and in
         // batches written before; none in batches written before m0005 (the
         // migration moved their events to the entity rows).
         if let Some(stored) = row.try_get::<Option<Vec<u8>>>("", "events_lz4")? {
-            let lines = decompress_pending(&stored).map_err(|reason| StoreError::Corrupt {
-                what: format!("pending batch of {tenant}"),
-                reason,
-            })?;
-            arrived.add(&lines).map_err(corrupt)?;
+            let lines = decompress_pending(&stored).map_err(corrupt)?;
+            arrived.add(&lines).map_err(|e| corrupt(e.to_string()))?;
         } else if let Some(lines) = row.try_get::<Option<String>>("", "events")? {
-            arrived.add(&lines).map_err(corrupt)?;
+            arrived.add(&lines).map_err(|e| corrupt(e.to_string()))?;
         }
     }
     if let Some(touched) = merged.as_mut() {
